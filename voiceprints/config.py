@@ -1,0 +1,95 @@
+"""Typed configuration groups of the biometric core.
+
+These are plain pydantic models; ``ivr.settings.Settings`` assembles them into
+the one settings object that reads environment variables. Each default says
+where its number comes from.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class QualityConfig(BaseModel):
+    # webrtcvad aggressiveness 0-3; 2 keeps soft word endings on G.711 audio
+    # while still dropping line noise (3 clipped speech in our tests).
+    vad_aggressiveness: int = Field(2, ge=0, le=3)
+    # Below ~10 dB SNR GE2E scores drift towards impostor scores
+    # (models.md: noise costs more than the channel itself).
+    min_snr_db: float = 10.0
+    # Share of samples at or near full scale. 1 % is audible distortion.
+    max_clipping_ratio: float = Field(0.01, ge=0.0, le=1.0)
+    # RMS of the speech frames in dBFS; quieter is "please speak louder".
+    min_speech_level_dbfs: float = -45.0
+
+
+class EnrolmentConfig(BaseModel):
+    min_utterances: int = Field(3, ge=1)
+    # 8 s of net speech in total: below that GE2E/ECAPA voiceprints are
+    # noticeably less stable (enrol-3 on ~6 s utterances is our benchmark).
+    min_total_speech_s: float = Field(8.0, gt=0)
+    min_utterance_speech_s: float = Field(1.5, gt=0)
+    # Lowest cosine between any one utterance and the mean of the others.
+    # Genuine pairs on telephone audio sit above ~0.6 with GE2E; impostor
+    # utterances mixed in fall well below.
+    min_consistency: float = Field(0.55, ge=-1.0, le=1.0)
+
+
+class VerificationConfig(BaseModel):
+    # ~3 s of net speech is where text-independent verification EER levels off
+    # for short-duration telephone trials.
+    min_speech_s: float = Field(3.0, gt=0)
+    normalisation: Literal["none", "asnorm"] = "asnorm"
+    # AS-norm top-N: 200-300 is the usual choice in the literature (WeSpeaker
+    # uses 300); with small cohorts the whole cohort is used.
+    cohort_top_n: int = Field(200, ge=1)
+    # A cohort below this size makes AS-norm statistics unreliable: fall back
+    # to plain cosine and say so in the decision's reasons.
+    min_cohort_size: int = Field(20, ge=2)
+    cohort_dir: Path | None = None
+    # Target false-accept rate for ``ivr calibrate`` (accept threshold) and
+    # target false-reject rate (reject threshold; between the two: inconclusive).
+    target_far: float = Field(0.01, gt=0, lt=1)
+    target_frr: float = Field(0.02, gt=0, lt=1)
+
+
+class ModelConfig(BaseModel):
+    embedder: Literal["auto", "ge2e", "ecapa"] = "auto"
+    ecapa_dir: Path | None = None
+    # Threads for one inference; the executor bounds concurrent inferences.
+    torch_threads: int = Field(1, ge=1)
+    max_workers: int = Field(2, ge=1)
+
+
+class StoreConfig(BaseModel):
+    # None: SQLite file ``voiceprints.db`` in the data directory.
+    url: str | None = None
+    # Name of the environment variable that holds keys as "id:base64key[,id:base64key...]";
+    # the first is the primary key used for new records.
+    key_env: str = "VOICEAUTH_KEYS"
+    # Key file with the same format; created (0600) in the data directory on
+    # first use when no key is configured anywhere.
+    key_file: Path | None = None
+    # Raw audio is never stored unless this is switched on explicitly.
+    retain_audio: bool = False
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "voiceauth"
+
+
+class CoreConfig(BaseModel):
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    quality: QualityConfig = QualityConfig()
+    enrolment: EnrolmentConfig = EnrolmentConfig()
+    verification: VerificationConfig = VerificationConfig()
+    model: ModelConfig = ModelConfig()
+    store: StoreConfig = StoreConfig()
+
+    def database_url(self) -> str:
+        return self.store.url or f"sqlite:///{(self.data_dir / 'voiceprints.db').resolve()}"

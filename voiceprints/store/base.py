@@ -1,0 +1,96 @@
+"""The voiceprint-store seam: what the engine needs from persistence.
+
+Vectors cross this boundary in plaintext (numpy) and are encrypted inside the
+store; nothing outside ``voiceprints.store`` ever sees ciphertext or keys.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class EnrolmentMeta:
+    utterance_count: int
+    net_speech_s: float
+    quality: dict[str, object] = field(default_factory=dict)  # summary, e.g. mean SNR, consistency
+
+
+@dataclass(frozen=True)
+class Voiceprint:
+    speaker_id: str
+    model_id: str
+    vector: np.ndarray  # float32 (dim,), unit norm
+    meta: EnrolmentMeta
+    key_id: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class VoiceprintSummary:
+    """What listing shows: never the vector."""
+
+    speaker_id: str
+    model_id: str
+    utterance_count: int
+    net_speech_s: float
+    key_id: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Thresholds for one model_id and one normalisation, with where they were measured."""
+
+    model_id: str
+    normalisation: str  # "none" | "asnorm"
+    accept_threshold: float  # score >= this: accept (set for target_far)
+    reject_threshold: float  # score < this: reject (set for target_frr); between: inconclusive
+    target_far: float
+    target_frr: float
+    n_target: int
+    n_nontarget: int
+    source: str  # what it was measured on: manifest path / "shipped default: ..."
+    created_at: dt.datetime | None = None
+
+
+class VoiceprintStore(Protocol):
+    def save_voiceprint(self, speaker_id: str, model_id: str, vector: np.ndarray, meta: EnrolmentMeta) -> Voiceprint:
+        """Create or replace, atomically: either the whole record is there afterwards or nothing changed."""
+        ...
+
+    def get_voiceprint(self, speaker_id: str, model_id: str) -> Voiceprint | None: ...
+
+    def model_ids_for(self, speaker_id: str) -> list[str]:
+        """Models this speaker has voiceprints for (to tell "not enrolled" from "re-enrolment needed")."""
+        ...
+
+    def list_voiceprints(self, model_id: str | None = None) -> list[VoiceprintSummary]: ...
+
+    def load_matrix(self, model_id: str) -> tuple[list[str], np.ndarray]:
+        """All voiceprints of one model as (speaker_ids, float32 matrix n x dim), for identification and cohorts."""
+        ...
+
+    def delete_speaker(self, speaker_id: str) -> bool:
+        """Erase every voiceprint and all data of the speaker (right to erasure). True if anything existed."""
+        ...
+
+    def export_speaker(self, speaker_id: str) -> dict[str, object]:
+        """All data held about a speaker, JSON-serialisable (data-subject access request)."""
+        ...
+
+    def save_calibration(self, calibration: Calibration) -> None: ...
+
+    def get_calibration(self, model_id: str, normalisation: str) -> Calibration | None: ...
+
+    def rotate_keys(self) -> int:
+        """Re-encrypt every record with the current primary key; returns how many were re-encrypted."""
+        ...
+
+    def speakers(self) -> Sequence[str]: ...
