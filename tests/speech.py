@@ -8,15 +8,13 @@ mechanics tests need (accuracy is measured by the benchmarks on real speech).
 from __future__ import annotations
 
 import hashlib
-import io
 import shutil
-import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from ivr.synth import Voice, espeak
 from voiceprints.audio.clip import AudioClip
 
 SENTENCES = (
@@ -31,14 +29,7 @@ SENTENCES = (
 )
 
 
-@dataclass(frozen=True)
-class Speaker:
-    """One synthetic speaker: an espeak-ng voice with its own pitch and speed."""
-
-    name: str
-    voice: str
-    pitch: int
-    speed: int
+Speaker = Voice
 
 
 SPEAKERS = {
@@ -62,13 +53,8 @@ def synth(speaker: Speaker, text: str, sample_rate: int = 16000, cache_dir: Path
     if cached is not None and cached.exists():
         data, rate = sf.read(cached, dtype="float32")
         return AudioClip(data, rate)
-    wav = subprocess.run(
-        ["espeak-ng", "-v", speaker.voice, "-p", str(speaker.pitch), "-s", str(speaker.speed), "--stdout", text],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    ).stdout
-    data, rate = sf.read(io.BytesIO(wav), dtype="float32")
+    spoken = espeak(speaker, text)
+    data, rate = spoken.samples, spoken.sample_rate
     if rate != sample_rate:
         from scipy.signal import resample_poly
 

@@ -78,13 +78,13 @@ class StoreConfig(BaseModel):
     retain_audio: bool = False
 
 
-def _default_data_dir() -> Path:
+def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "voiceauth"
 
 
 class CoreConfig(BaseModel):
-    data_dir: Path = Field(default_factory=_default_data_dir)
+    data_dir: Path = Field(default_factory=default_data_dir)
     quality: QualityConfig = QualityConfig()
     enrolment: EnrolmentConfig = EnrolmentConfig()
     verification: VerificationConfig = VerificationConfig()

@@ -1,0 +1,47 @@
+"""``ivr``: the engine's command line for admins and scripts.
+
+Exit codes (see ``ivr.cli.output.ExitCode``): 0 success/accept, 1 reject,
+2 usage error, 3 inconclusive, 4 not enrolled, 5 re-enrolment needed,
+6 bad input, 7 other error.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ivr.cli import biometrics, evaluation, admin
+from ivr.cli.context import CliContext
+from ivr.cli.output import configure_logging
+from ivr.settings import Settings
+
+app = typer.Typer(
+    name="ivr",
+    help="Voice-biometric authentication engine for telephone IVRs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", envvar="VOICEAUTH_DATA_DIR",
+                                            help="Where the embedded database, keys and caches live."),
+    log_level: str = typer.Option("WARNING", "--log-level", help="DEBUG, INFO, WARNING or ERROR (logs go to stderr)."),
+) -> None:
+    configure_logging(log_level)
+    settings = Settings() if data_dir is None else Settings(data_dir=data_dir)
+    ctx.obj = CliContext(settings)
+
+
+biometrics.register(app)
+evaluation.register(app)
+admin.register(app)
+
+
+def main() -> None:
+    app()

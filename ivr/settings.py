@@ -1,0 +1,48 @@
+"""The one typed settings object of the engine, read from environment variables.
+
+Every setting has a safe default; an admin overrides it with an environment
+variable named ``VOICEAUTH_<GROUP>__<FIELD>`` (for example
+``VOICEAUTH_STORE__URL=postgresql+psycopg://ivr@db/ivr`` or
+``VOICEAUTH_MODEL__ECAPA_DIR=/opt/models/ecapa``), or
+``VOICEAUTH_DATA_DIR`` for the top-level data directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from voiceprints.config import (
+    CoreConfig,
+    EnrolmentConfig,
+    ModelConfig,
+    QualityConfig,
+    StoreConfig,
+    VerificationConfig,
+    default_data_dir,
+)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VOICEAUTH_", env_nested_delimiter="__", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    log_level: str = "INFO"
+    quality: QualityConfig = QualityConfig()
+    enrolment: EnrolmentConfig = EnrolmentConfig()
+    verification: VerificationConfig = VerificationConfig()
+    model: ModelConfig = ModelConfig()
+    store: StoreConfig = StoreConfig()
+
+    def core(self) -> CoreConfig:
+        """The biometric core's view of the settings (it knows nothing of telephony)."""
+        return CoreConfig(
+            data_dir=self.data_dir,
+            quality=self.quality,
+            enrolment=self.enrolment,
+            verification=self.verification,
+            model=self.model,
+            store=self.store,
+        )

@@ -1,0 +1,170 @@
+#!/usr/bin/env python
+"""Speed benchmark: embedding real-time factor, verify latency, 1:N identification, storage cost.
+
+    .venv/bin/python scripts/bench_speed.py [--data ../shared/data] [--sizes 10000,100000,1000000]
+
+Uses real LibriSpeech speech from ../shared/data when present, else espeak-ng speech.
+Timings are wall-clock on this machine; each figure is a median over repeats after warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from voiceprints.audio.clip import AudioClip  # noqa: E402
+from voiceprints.audio.io import read_audio  # noqa: E402
+from voiceprints.audio.resample import resample  # noqa: E402
+from voiceprints.audio.telephone import telephone_channel  # noqa: E402
+
+
+def speech_clips(data: Path, n: int) -> list[AudioClip]:
+    if (data / "manifest.csv").exists():
+        rows = [r for r in csv.DictReader((data / "manifest.csv").open()) if r["role"] == "eval"][:n]
+        return [read_audio(data / r["path"]) for r in rows]
+    from tests.speech import SPEAKERS, utterances
+
+    return utterances(SPEAKERS["alice"], n)
+
+
+def ms(values: list[float]) -> str:
+    v = sorted(values)
+    p95 = v[min(len(v) - 1, int(round(0.95 * (len(v) - 1))))]
+    return f"median {statistics.median(v) * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms (n={len(v)})"
+
+
+def bench_embedding(clips: list[AudioClip]) -> None:
+    import torch
+
+    from voiceprints.embedding.ge2e import Ge2eEmbedder
+
+    phone = [resample(telephone_channel(c), 16000) for c in clips]
+    audio_s = sum(c.duration_s for c in phone)
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        emb = Ge2eEmbedder(torch_threads=threads)
+        emb.embed(phone[0])  # warm-up
+        t0 = time.perf_counter()
+        for c in phone:
+            emb.embed(c)
+        rtf = (time.perf_counter() - t0) / audio_s
+        print(f"GE2E embedding, one stream, {threads} thread(s): RTF {rtf:.4f} ({audio_s:.0f} s of audio)")
+    # Two single-threaded workers in parallel: the service's deployment model on 2 cores.
+    torch.set_num_threads(1)
+    emb = Ge2eEmbedder(torch_threads=1)
+    emb.embed(phone[0])
+    halves = [phone[0::2], phone[1::2]]
+    t0 = time.perf_counter()
+    workers = [threading.Thread(target=lambda cs=cs: [emb.embed(c) for c in cs]) for cs in halves]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    rtf = (time.perf_counter() - t0) / audio_s
+    print(f"GE2E embedding, two workers x 1 thread: aggregate RTF {rtf:.4f} (throughput {1 / rtf:.0f}x real time)")
+
+
+def bench_verify(clips: list[AudioClip]) -> None:
+    import torch
+
+    from voiceprints.config import CoreConfig
+    from voiceprints.engine import open_engine
+
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ.setdefault("VOICEAUTH_KEYS", "")
+        config = CoreConfig(data_dir=Path(tmp))
+        engine = open_engine(config)
+        # Enrol every eval speaker so AS-norm has a cohort, as in production.
+        phone = [telephone_channel(c) for c in clips]
+        for i in range(0, len(phone) - 3, 4):
+            try:
+                engine.enroll(f"spk{i}", phone[i:i + 3])
+            except Exception as exc:  # noqa: BLE001 - a benchmark reports and goes on
+                print(f"  (enrolment of spk{i} skipped: {exc})")
+        probe = AudioClip(phone[3].samples[: 8000 * 4], 8000)  # ~3 s of net speech
+        engine.verify("spk0", probe)  # warm-up
+        times = []
+        for _ in range(20):
+            t0 = time.perf_counter()
+            engine.verify("spk0", probe)
+            times.append(time.perf_counter() - t0)
+        net = engine.detector.net_speech_seconds(probe)
+        print(f"verify decision, {net:.1f} s net speech ({probe.duration_s:.1f} s audio), 1 thread: {ms(times)}")
+
+
+def bench_identify(sizes: list[int]) -> None:
+    from voiceprints.scoring.identify import IdentificationIndex
+
+    rng = np.random.default_rng(0)
+    for n in sizes:
+        m = rng.standard_normal((n, 256), dtype=np.float32)
+        m /= np.linalg.norm(m, axis=1, keepdims=True)
+        index = IdentificationIndex.from_matrix("bench", [f"s{i}" for i in range(n)], m)
+        del m
+        q = rng.standard_normal(256).astype(np.float32)
+        q /= np.linalg.norm(q)
+        index.top_k(q, 5)
+        times = []
+        for _ in range(20):
+            t0 = time.perf_counter()
+            index.top_k(q, 5)
+            times.append(time.perf_counter() - t0)
+        print(f"identify top-5 over {n:>9,} voiceprints: {ms(times)}; index RAM {n * 256 * 4 / 2**20:.0f} MiB")
+        del index
+
+
+def bench_storage(count: int = 2000) -> None:
+    from voiceprints.config import CoreConfig
+    from voiceprints.store.base import EnrolmentMeta
+    from voiceprints.store.sql import open_store
+
+    rng = np.random.default_rng(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = open_store(CoreConfig(data_dir=Path(tmp)))
+        t0 = time.perf_counter()
+        for i in range(count):
+            v = rng.standard_normal(256).astype(np.float32)
+            store.save_voiceprint(f"s{i}", "bench/ge2e", v / np.linalg.norm(v), EnrolmentMeta(3, 12.0, {}))
+        write = (time.perf_counter() - t0) / count
+        t0 = time.perf_counter()
+        store.load_matrix("bench/ge2e")
+        load = time.perf_counter() - t0
+        size = sum(p.stat().st_size for p in Path(tmp).glob("voiceprints.db*"))
+        print(f"store (SQLite): {size / count:.0f} bytes per voiceprint on disk (256-d, encrypted), "
+              f"{write * 1000:.1f} ms per enrolment write, load of {count} for 1:N in {load * 1000:.0f} ms")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--sizes", default="10000,100000,1000000")
+    ap.add_argument("--skip", default="", help="comma list of: embedding,verify,identify,storage")
+    args = ap.parse_args()
+    skip = set(args.skip.split(","))
+    clips = speech_clips(args.data, 40)
+    if "embedding" not in skip:
+        bench_embedding(clips)
+    if "verify" not in skip:
+        bench_verify(clips)
+    if "identify" not in skip:
+        bench_identify([int(s) for s in args.sizes.split(",")])
+    if "storage" not in skip:
+        bench_storage()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,268 @@
+"""The biometric engine: enrol, verify and identify speakers.
+
+This is the one object the CLI and the telephony flows talk to. It ties the
+steps together — quality check, VAD, embedding, scoring, normalisation,
+decision, storage — but each step lives in its own module.
+Sync methods do the work; the ``a*`` variants run it on a bounded executor so
+a service's event loop never waits for a model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from voiceprints.audio.clip import AudioClip
+from voiceprints.audio.quality import QualityReport, assess, ensure_not_empty
+from voiceprints.audio.vad import SpeechDetector
+from voiceprints.cohort import Cohort
+from voiceprints.config import CoreConfig
+from voiceprints.embedding.base import Embedder
+from voiceprints.errors import (
+    EnrolmentError,
+    ReenrolmentNeededError,
+    UnknownSpeakerError,
+)
+from voiceprints.scoring.asnorm import AsNorm
+from voiceprints.scoring.calibration import default_calibration
+from voiceprints.scoring.cosine import cosine
+from voiceprints.scoring.decide import decide
+from voiceprints.scoring.decision import Decision
+from voiceprints.scoring.enrolment import check_consistency, combine, utterance_consistency
+from voiceprints.scoring.identify import IdentificationIndex
+from voiceprints.store.base import Calibration, EnrolmentMeta, Voiceprint, VoiceprintStore
+
+log = logging.getLogger("voiceprints.engine")
+
+# Enrolled speakers used as the AS-norm cohort, at most. AS-norm only looks at
+# the top-N (200) cohort scores per side; a few thousand speakers are plenty to
+# find them, and capping keeps one verification O(1) in the size of the store.
+MAX_STORE_COHORT = 4000
+# Other worker processes may enrol or delete speakers; cached cohorts and the
+# identification index are rebuilt from the store after this many seconds.
+CACHE_TTL_S = 60.0
+
+
+@dataclass(frozen=True)
+class EnrolmentResult:
+    voiceprint: Voiceprint
+    qualities: tuple[QualityReport, ...]
+    consistency: float
+
+
+@dataclass(frozen=True)
+class Candidate:
+    speaker_id: str
+    score: float
+
+
+@dataclass
+class _Cached:
+    value: object
+    loaded_at: float
+
+
+class VoiceprintEngine:
+    def __init__(self, embedder: Embedder, store: VoiceprintStore, config: CoreConfig,
+                 detector: SpeechDetector | None = None) -> None:
+        self.embedder = embedder
+        self.store = store
+        self.config = config
+        self.detector = detector or SpeechDetector(config.quality.vad_aggressiveness)
+        self._lock = threading.Lock()
+        self._cohorts: dict[str, _Cached] = {}
+        self._indexes: dict[str, _Cached] = {}
+        self._executor = ThreadPoolExecutor(max_workers=config.model.max_workers, thread_name_prefix="voiceprint")
+
+    @property
+    def model_id(self) -> str:
+        return self.embedder.model_id
+
+    # --- enrolment ---------------------------------------------------------
+    def check_utterance(self, clip: AudioClip) -> QualityReport:
+        """Quality of one enrolment utterance (the phone flow asks for another when it fails)."""
+        ensure_not_empty(clip)
+        return assess(clip, self.config.quality, min_speech_s=self.config.enrolment.min_utterance_speech_s,
+                      detector=self.detector)
+
+    def enroll(self, speaker_id: str, clips: Sequence[AudioClip]) -> EnrolmentResult:
+        policy = self.config.enrolment
+        if len(clips) < policy.min_utterances:
+            raise EnrolmentError(f"{len(clips)} utterance(s) given; enrolment needs at least {policy.min_utterances}")
+        reports = tuple(self.check_utterance(c) for c in clips)
+        bad = [f"utterance {i + 1}: {'; '.join(r.reasons)}" for i, r in enumerate(reports) if not r.ok]
+        if bad:
+            raise EnrolmentError("unusable enrolment audio — " + " | ".join(bad))
+        total = sum(r.net_speech_s for r in reports)
+        if total < policy.min_total_speech_s:
+            raise EnrolmentError(
+                f"only {total:.1f} s of speech in {len(clips)} utterances; enrolment needs "
+                f"{policy.min_total_speech_s:.1f} s in total — record more or longer answers"
+            )
+        vectors = self.embedder.embed_batch([self.detector.speech_only(c) for c in clips])
+        voiceprint, consistency = combine(vectors)
+        check_consistency(utterance_consistency(vectors), policy.min_consistency)
+        meta = EnrolmentMeta(
+            utterance_count=len(clips),
+            net_speech_s=round(total, 2),
+            quality={
+                "consistency": round(float(consistency), 4),
+                "min_snr_db": _min_or_none(r.snr_db for r in reports),
+                "max_clipping_ratio": round(max(r.clipping_ratio for r in reports), 5),
+            },
+        )
+        stored = self.store.save_voiceprint(speaker_id, self.model_id, voiceprint, meta)
+        self._invalidate()
+        log.info("enrolled speaker %s: %d utterances, %.1f s of speech, consistency %.2f",
+                 speaker_id, len(clips), total, consistency)
+        return EnrolmentResult(stored, reports, float(consistency))
+
+    # --- verification ------------------------------------------------------
+    def voiceprint_for(self, speaker_id: str) -> Voiceprint:
+        """The speaker's voiceprint for this engine's model, or the error that tells the caller why not."""
+        voiceprint = self.store.get_voiceprint(speaker_id, self.model_id)
+        if voiceprint is not None:
+            return voiceprint
+        others = self.store.model_ids_for(speaker_id)
+        if others:
+            raise ReenrolmentNeededError(
+                f"speaker {speaker_id} is enrolled with model {', '.join(others)}, not with {self.model_id}; "
+                f"re-enrolment needed"
+            )
+        raise UnknownSpeakerError(f"speaker {speaker_id} is not enrolled")
+
+    def verify(self, speaker_id: str, clip: AudioClip) -> Decision:
+        started = time.perf_counter()
+        ensure_not_empty(clip)
+        voiceprint = self.voiceprint_for(speaker_id)
+        vconf = self.config.verification
+        quality = assess(clip, self.config.quality, min_speech_s=vconf.min_speech_s, detector=self.detector)
+        normalisation, calibration = "none", self._calibration("none")
+        reasons: list[str] = []
+        score = raw = None
+        if quality.ok:
+            test = self.embedder.embed(self.detector.speech_only(clip))
+            raw = cosine(voiceprint.vector, test)
+            score = raw
+            if vconf.normalisation == "asnorm":
+                asnorm = self._asnorm()
+                size = asnorm.size - (asnorm.index_of(speaker_id) is not None) if asnorm else 0
+                if asnorm is None or size < vconf.min_cohort_size:
+                    reasons.append(f"score normalisation off: the cohort has {size} other speakers, "
+                                   f"needs {vconf.min_cohort_size}; plain cosine used")
+                else:
+                    normalisation, calibration = "asnorm", self._calibration("asnorm")
+                    score = asnorm.score(voiceprint.vector, test, raw, exclude_index=asnorm.index_of(speaker_id))
+        decision = decide(
+            score, raw, calibration, quality,
+            speaker_id=speaker_id, model_id=self.model_id, normalisation=normalisation,
+            min_speech_s=vconf.min_speech_s, extra_reasons=tuple(reasons),
+        )
+        latency = (time.perf_counter() - started) * 1000.0
+        decision = _with_latency(decision, latency)
+        log.info("verify speaker %s: %s (score %s, %s) in %.0f ms", speaker_id, decision.outcome.value,
+                 "n/a" if score is None else f"{score:.3f}", normalisation, latency)
+        return decision
+
+    # --- identification ----------------------------------------------------
+    def identify(self, clip: AudioClip, top_k: int = 5) -> tuple[QualityReport, list[Candidate]]:
+        ensure_not_empty(clip)
+        quality = assess(clip, self.config.quality, min_speech_s=self.config.verification.min_speech_s,
+                         detector=self.detector)
+        if not quality.ok:
+            return quality, []
+        test = self.embedder.embed(self.detector.speech_only(clip))
+        index = self._index()
+        return quality, [Candidate(s, float(v)) for s, v in index.top_k(test, top_k)]
+
+    # --- async wrappers for the service --------------------------------------
+    async def aenroll(self, speaker_id: str, clips: Sequence[AudioClip]) -> EnrolmentResult:
+        return await self._run(self.enroll, speaker_id, clips)
+
+    async def averify(self, speaker_id: str, clip: AudioClip) -> Decision:
+        return await self._run(self.verify, speaker_id, clip)
+
+    async def acheck_utterance(self, clip: AudioClip) -> QualityReport:
+        return await self._run(self.check_utterance, clip)
+
+    async def _run(self, fn, *args):  # type: ignore[no-untyped-def]
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+    # --- cached derived state ----------------------------------------------
+    def _calibration(self, normalisation: str) -> Calibration:
+        stored = self.store.get_calibration(self.model_id, normalisation)
+        return stored or default_calibration(self.model_id, normalisation)
+
+    def _asnorm(self) -> AsNorm | None:
+        """The AS-norm normaliser over the cohort (cached); None when there are too few speakers for one."""
+        with self._lock:
+            cached = self._cohorts.get(self.model_id)
+            if cached and time.monotonic() - cached.loaded_at < CACHE_TTL_S:
+                return cached.value  # type: ignore[return-value]
+        cohort_dir = self.config.verification.cohort_dir
+        if cohort_dir is not None:
+            cohort = Cohort.load(cohort_dir, self.model_id)
+        else:
+            ids, matrix = self.store.load_matrix(self.model_id)
+            if len(ids) > MAX_STORE_COHORT:
+                pick = np.random.default_rng(0).choice(len(ids), MAX_STORE_COHORT, replace=False)
+                ids, matrix = [ids[i] for i in pick], matrix[pick]
+            cohort = Cohort(self.model_id, tuple(ids), matrix)
+        # Labels of a cohort file are file names, not enrolled ids; uniqueness is all AS-norm needs.
+        unique = len(set(cohort.labels)) == len(cohort.labels)
+        asnorm = AsNorm(cohort.vectors, self.config.verification.cohort_top_n,
+                        ids=cohort.labels if unique else None) if len(cohort.labels) >= 3 else None
+        with self._lock:
+            self._cohorts[self.model_id] = _Cached(asnorm, time.monotonic())
+        return asnorm
+
+    def _index(self) -> IdentificationIndex:
+        with self._lock:
+            cached = self._indexes.get(self.model_id)
+            if cached and time.monotonic() - cached.loaded_at < CACHE_TTL_S:
+                return cached.value  # type: ignore[return-value]
+        ids, matrix = self.store.load_matrix(self.model_id)
+        index = IdentificationIndex.from_matrix(self.model_id, ids, matrix)
+        with self._lock:
+            self._indexes[self.model_id] = _Cached(index, time.monotonic())
+        return index
+
+    def _invalidate(self) -> None:
+        with self._lock:
+            self._cohorts.clear()
+            self._indexes.clear()
+
+    def forget(self, speaker_id: str) -> bool:
+        """Erase a speaker (right to erasure) and drop cached copies of their voiceprint."""
+        existed = self.store.delete_speaker(speaker_id)
+        self._invalidate()
+        return existed
+
+
+def _min_or_none(values) -> float | None:  # type: ignore[no-untyped-def]
+    present = [v for v in values if v is not None]
+    return round(min(present), 1) if present else None
+
+
+def _with_latency(decision: Decision, latency_ms: float) -> Decision:
+    from dataclasses import replace
+
+    return replace(decision, latency_ms=latency_ms)
+
+
+def open_engine(config: CoreConfig) -> VoiceprintEngine:
+    """Load the configured model and open the configured store (what the CLI and the service do at start)."""
+    from voiceprints.embedding.select import load_embedder
+    from voiceprints.store.sql import open_store
+
+    return VoiceprintEngine(load_embedder(config.model), open_store(config), config)

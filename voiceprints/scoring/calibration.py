@@ -1,0 +1,165 @@
+"""Thresholds from measured trials, and the defaults shipped for each model family.
+
+Two thresholds, not one: the accept threshold is set for the target
+false-accept rate (security), the reject threshold for the target
+false-reject rate (convenience). Scores in between are inconclusive and the
+IVR steps up to another factor instead of guessing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from voiceprints.scoring.metrics import det_curve
+from voiceprints.store.base import Calibration
+
+log = logging.getLogger(__name__)
+
+# Fewer genuine trials than this and the reject threshold is set by one or
+# two unlucky recordings: at 20 trials one trial is already 5 % FRR.
+MIN_TARGET_TRIALS = 20
+
+
+def _check_rate(name: str, value: float) -> None:
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"{name} must be in (0, 1), got {value}")
+
+
+def calibrate(
+    tar: np.ndarray,
+    non: np.ndarray,
+    *,
+    model_id: str,
+    normalisation: str,
+    target_far: float,
+    target_frr: float,
+    source: str,
+) -> Calibration:
+    """Thresholds measured on target and non-target trial scores.
+
+    accept_threshold: the lowest observed-score threshold whose FAR <= target_far.
+    reject_threshold: the highest observed-score threshold whose FRR <= target_frr.
+    When the reject threshold comes out above the accept threshold, the trials
+    separate better than both targets ask (every threshold in between meets
+    both), and a "grey band" would be negative: reject is set to accept, so
+    there is no inconclusive band. That is logged and noted in ``source`` so
+    whoever reads the stored calibration sees why the band is empty.
+
+    Refuses (ValueError) with fewer than 1/target_far non-target trials, where
+    the FAR target cannot even be observed, or fewer than MIN_TARGET_TRIALS
+    target trials.
+    """
+    _check_rate("target_far", target_far)
+    _check_rate("target_frr", target_frr)
+    tar_a = np.asarray(tar, dtype=np.float64).ravel()
+    non_a = np.asarray(non, dtype=np.float64).ravel()
+    need_non = math.ceil(1.0 / target_far - 1e-9)
+    if non_a.size < need_non:
+        raise ValueError(
+            f"only {non_a.size} non-target (impostor) trials; need at least {need_non} to set a threshold "
+            f"for a false-accept rate of {target_far:.2%} (10x that many for a reliable one): "
+            "add speakers or utterances to the calibration set"
+        )
+    if tar_a.size < MIN_TARGET_TRIALS:
+        raise ValueError(
+            f"only {tar_a.size} target (genuine) trials; need at least {MIN_TARGET_TRIALS} to set a reject "
+            "threshold: add utterances per speaker to the calibration set"
+        )
+    far, frr, thr = det_curve(tar_a, non_a)
+    # FAR falls along ascending thresholds and ends at 0 (+inf), so a point exists.
+    accept = float(thr[int(np.argmax(far <= target_far))])
+    # FRR rises along ascending thresholds and starts at 0, so a point exists.
+    reject = float(thr[int(np.flatnonzero(frr <= target_frr)[-1])])
+    if not math.isfinite(accept):
+        # Every observed non-target scored at or above the top target score, FAR
+        # still too high: accept nothing that scores below the highest score seen.
+        accept = float(np.nextafter(thr[-2], np.inf))
+    if not math.isfinite(reject):  # pragma: no cover - frr(+inf) == 1 > target_frr
+        reject = accept
+    if reject > accept:
+        note = (
+            f"trials separate beyond both targets: FRR {target_frr:.2%} allows a reject threshold up to "
+            f"{reject:.4f}, above the accept threshold {accept:.4f} for FAR {target_far:.2%}; "
+            "no grey band, reject = accept"
+        )
+        log.warning("calibration of %s (%s): %s", model_id, normalisation, note)
+        source = f"{source} [note: {note}]"
+        reject = accept
+    return Calibration(
+        model_id=model_id,
+        normalisation=normalisation,
+        accept_threshold=accept,
+        reject_threshold=reject,
+        target_far=target_far,
+        target_frr=target_frr,
+        n_target=int(tar_a.size),
+        n_nontarget=int(non_a.size),
+        source=source,
+        created_at=dt.datetime.now(dt.UTC),
+    )
+
+
+@dataclass(frozen=True)
+class DefaultThresholds:
+    accept_threshold: float
+    reject_threshold: float
+    target_far: float
+    target_frr: float
+    n_target: int
+    n_nontarget: int
+    source: str
+
+
+# Shipped thresholds per (model-family prefix of model_id, normalisation), used
+# until an operator runs ``ivr calibrate`` on their own calls.
+# TODO(lead): measured by scripts/bench_accuracy.py -- every number below is a
+# PLACEHOLDER (plausible magnitudes for cosine / AS-norm scores), not a measurement.
+DEFAULT_CALIBRATIONS: dict[tuple[str, str], DefaultThresholds] = {
+    ("ge2e/", "none"): DefaultThresholds(  # TODO(lead): measured by scripts/bench_accuracy.py
+        0.75, 0.65, 0.01, 0.02, 0, 0, "PLACEHOLDER shipped default: not yet measured"
+    ),
+    ("ge2e/", "asnorm"): DefaultThresholds(  # TODO(lead): measured by scripts/bench_accuracy.py
+        2.5, 1.5, 0.01, 0.02, 0, 0, "PLACEHOLDER shipped default: not yet measured"
+    ),
+    ("ecapa/", "none"): DefaultThresholds(  # TODO(lead): measured by scripts/bench_accuracy.py
+        0.45, 0.30, 0.01, 0.02, 0, 0, "PLACEHOLDER shipped default: not yet measured"
+    ),
+    ("ecapa/", "asnorm"): DefaultThresholds(  # TODO(lead): measured by scripts/bench_accuracy.py
+        3.0, 2.0, 0.01, 0.02, 0, 0, "PLACEHOLDER shipped default: not yet measured"
+    ),
+}
+
+
+def default_calibration(model_id: str, normalisation: str) -> Calibration:
+    """The shipped calibration whose family prefix matches ``model_id`` (longest prefix wins).
+
+    Raises LookupError, naming the fix, for a model family without shipped thresholds.
+    """
+    matches = [
+        (prefix, d)
+        for (prefix, norm), d in DEFAULT_CALIBRATIONS.items()
+        if norm == normalisation and model_id.startswith(prefix)
+    ]
+    if not matches:
+        raise LookupError(
+            f"no shipped calibration for model {model_id!r} with normalisation {normalisation!r}; "
+            "run `ivr calibrate` on recorded trials to measure thresholds for it"
+        )
+    prefix, d = max(matches, key=lambda m: len(m[0]))
+    return Calibration(
+        model_id=model_id,
+        normalisation=normalisation,
+        accept_threshold=d.accept_threshold,
+        reject_threshold=d.reject_threshold,
+        target_far=d.target_far,
+        target_frr=d.target_frr,
+        n_target=d.n_target,
+        n_nontarget=d.n_nontarget,
+        source=f"shipped default for {prefix}* ({normalisation}): {d.source}",
+        created_at=None,
+    )

@@ -1,0 +1,122 @@
+"""Database schema of the voiceprint store (SQLAlchemy ORM).
+
+There is deliberately no plaintext vector column and no audio table: vectors
+only exist here as AES-GCM ciphertext, and raw audio is not retained. The
+Alembic migrations in ``migrations/versions`` must produce exactly this schema
+(tests compare them).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC in, timezone-aware UTC out, on every backend.
+
+    PostgreSQL stores ``timestamptz``; SQLite has no time zones and would hand
+    back naive datetimes, which compare wrongly against aware ones.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the voiceprint store; use timezone-aware UTC")
+        return value.astimezone(dt.timezone.utc)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc)
+
+
+# Explicit constraint names keep migrations, autogenerate and both backends in agreement.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dt.datetime: UtcDateTime(), dict[str, Any]: JSON()}
+
+
+class Speaker(Base):
+    __tablename__ = "speakers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # The caller's identifier (account number, customer id); the integer id never leaves the store.
+    external_id: Mapped[str] = mapped_column(String(255), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    voiceprints: Mapped[list[VoiceprintRow]] = relationship(
+        back_populates="speaker", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class VoiceprintRow(Base):
+    __tablename__ = "voiceprints"
+    __table_args__ = (UniqueConstraint("speaker_id", "model_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    speaker_id: Mapped[int] = mapped_column(ForeignKey("speakers.id", ondelete="CASCADE"))
+    # Indexed: identification and cohorts load all voiceprints of one model.
+    model_id: Mapped[str] = mapped_column(String(128), index=True)
+    key_id: Mapped[str] = mapped_column(String(64))
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)  # nonce + AES-GCM(float32 LE vector) + tag
+    dim: Mapped[int] = mapped_column(Integer)
+    utterance_count: Mapped[int] = mapped_column(Integer)
+    net_speech_s: Mapped[float] = mapped_column(Float)
+    quality: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    speaker: Mapped[Speaker] = relationship(back_populates="voiceprints")
+
+
+class CalibrationRow(Base):
+    __tablename__ = "calibrations"
+    __table_args__ = (UniqueConstraint("model_id", "normalisation"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_id: Mapped[str] = mapped_column(String(128))
+    normalisation: Mapped[str] = mapped_column(String(32))
+    accept_threshold: Mapped[float] = mapped_column(Float)
+    reject_threshold: Mapped[float] = mapped_column(Float)
+    target_far: Mapped[float] = mapped_column(Float)
+    target_frr: Mapped[float] = mapped_column(Float)
+    n_target: Mapped[int] = mapped_column(Integer)
+    n_nontarget: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
