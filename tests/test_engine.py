@@ -102,7 +102,7 @@ def test_enrolment_needs_enough_utterances_and_speech(engine, utterances_of, say
 
 
 def test_enrolment_with_two_different_voices_is_refused(engine, utterances_of):
-    mixed = phone(utterances_of("alice", 2) + utterances_of("frank", 1, offset=2))
+    mixed = phone(utterances_of("erin", 2) + utterances_of("bob", 1, offset=2))
     with pytest.raises(InconsistentEnrolmentError):
         engine.enroll("4572", mixed)
     assert engine.store.get_voiceprint("4572", engine.model_id) is None

@@ -189,6 +189,9 @@ class VoiceprintEngine:
     async def averify(self, speaker_id: str, clip: AudioClip) -> Decision:
         return await self._run(self.verify, speaker_id, clip)
 
+    async def avoiceprint_for(self, speaker_id: str) -> Voiceprint:
+        return await self._run(self.voiceprint_for, speaker_id)
+
     async def acheck_utterance(self, clip: AudioClip) -> QualityReport:
         return await self._run(self.check_utterance, clip)
 

@@ -13,6 +13,7 @@ from typing import Optional
 import typer
 
 from ivr.cli import biometrics, evaluation, admin
+from ivr.cli import serve
 from ivr.cli.context import CliContext
 from ivr.cli.output import configure_logging
 from ivr.settings import Settings
@@ -41,6 +42,7 @@ def root(
 biometrics.register(app)
 evaluation.register(app)
 admin.register(app)
+serve.register(app)
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ import logging
 import sys
 from typing import Any, Callable, TypeVar
 
+import click
 import typer
 
 from voiceprints import errors
@@ -51,6 +52,8 @@ def reports_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort, click.ClickException):
+            raise
         except errors.VoiceprintError as exc:
             code = exit_code_for(exc)
             if kwargs.get("as_json"):

@@ -1,0 +1,1 @@
+"""Call flows, written once against :mod:`ivr.call` and run over any transport."""

@@ -1,0 +1,32 @@
+"""Timing and retry settings of the call flows; every number says why it is what it is."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class FlowConfig(BaseModel):
+    default_language: str = "en"
+    languages: tuple[str, ...] = ("en", "es")
+    # How the verify flow learns the claimed identity when the dialplan did not pass one.
+    claim: Literal["dtmf", "callerid"] = "dtmf"
+    account_max_digits: int = Field(16, ge=1, le=32)
+    # Keypad timing as in most IVRs: 8 s to start typing, 4 s between digits.
+    first_digit_timeout_s: float = Field(8.0, gt=0)
+    next_digit_timeout_s: float = Field(4.0, gt=0)
+    input_attempts: int = Field(3, ge=1)
+    # Verify: stop listening as soon as this much net speech is in (the engine's
+    # minimum plus a small margin for VAD edge differences), or at the deadline.
+    speech_margin_s: float = Field(0.3, ge=0)
+    verify_listen_deadline_s: float = Field(15.0, gt=0)
+    # Enrolment: an utterance ends after this much silence following speech,
+    # or at the maximum length (a caller reading a sentence takes 4-8 s).
+    end_of_utterance_silence_s: float = Field(0.8, gt=0)
+    utterance_max_s: float = Field(12.0, gt=0)
+    utterance_listen_deadline_s: float = Field(15.0, gt=0)
+    # Re-prompts per utterance after a quality problem, and extra utterances
+    # allowed when the first ones do not add up to enough speech.
+    utterance_retries: int = Field(2, ge=0)
+    max_utterances: int = Field(6, ge=1)

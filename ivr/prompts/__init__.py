@@ -1,0 +1,1 @@
+"""The prompt set the engine ships, in Spanish and English."""

@@ -1,0 +1,1 @@
+"""Loopback protocol peers for tests (fake Twilio API, ...)."""
