@@ -164,3 +164,15 @@ async def test_async_verifications_run_concurrently_off_the_event_loop(engine, u
     assert [d.outcome for d in decisions[:2]] == [Outcome.ACCEPT] * 2
     assert all(d.outcome is Outcome.REJECT for d in decisions[2:])
     assert ticks > 0  # the loop kept running while models worked
+
+
+def test_identify_with_nobody_enrolled_returns_no_candidates(engine, utterances_of):
+    quality, candidates = engine.identify(phone(utterances_of("alice", 1))[0])
+    assert quality.ok and candidates == []
+
+
+def test_fallback_reason_counts_the_other_enrolled_speakers(engine, utterances_of):
+    engine.enroll("alice", phone(utterances_of("alice", 3)))
+    engine.enroll("erin", phone(utterances_of("erin", 3)))
+    decision = engine.verify("alice", phone(utterances_of("alice", 1, offset=4))[0])
+    assert any("cohort has 1 other speakers" in r for r in decision.reasons), decision.reasons

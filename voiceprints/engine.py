@@ -152,8 +152,8 @@ class VoiceprintEngine:
             raw = cosine(voiceprint.vector, test)
             score = raw
             if vconf.normalisation == "asnorm":
-                asnorm = self._asnorm()
-                size = asnorm.size - (asnorm.index_of(speaker_id) is not None) if asnorm else 0
+                asnorm, cohort = self._asnorm()
+                size = len(cohort.labels) - (speaker_id in cohort.labels)
                 if asnorm is None or size < vconf.min_cohort_size:
                     reasons.append(f"score normalisation off: the cohort has {size} other speakers, "
                                    f"needs {vconf.min_cohort_size}; plain cosine used")
@@ -206,8 +206,8 @@ class VoiceprintEngine:
         stored = self.store.get_calibration(self.model_id, normalisation)
         return stored or default_calibration(self.model_id, normalisation)
 
-    def _asnorm(self) -> AsNorm | None:
-        """The AS-norm normaliser over the cohort (cached); None when there are too few speakers for one."""
+    def _asnorm(self) -> tuple[AsNorm | None, Cohort]:
+        """The cohort and its AS-norm normaliser (cached); None when there are too few speakers for one."""
         with self._lock:
             cached = self._cohorts.get(self.model_id)
             if cached and time.monotonic() - cached.loaded_at < CACHE_TTL_S:
@@ -226,8 +226,8 @@ class VoiceprintEngine:
         asnorm = AsNorm(cohort.vectors, self.config.verification.cohort_top_n,
                         ids=cohort.labels if unique else None) if len(cohort.labels) >= 3 else None
         with self._lock:
-            self._cohorts[self.model_id] = _Cached(asnorm, time.monotonic())
-        return asnorm
+            self._cohorts[self.model_id] = _Cached((asnorm, cohort), time.monotonic())
+        return asnorm, cohort
 
     def _index(self) -> IdentificationIndex:
         with self._lock:
@@ -235,7 +235,8 @@ class VoiceprintEngine:
             if cached and time.monotonic() - cached.loaded_at < CACHE_TTL_S:
                 return cached.value  # type: ignore[return-value]
         ids, matrix = self.store.load_matrix(self.model_id)
-        index = IdentificationIndex.from_matrix(self.model_id, ids, matrix)
+        index = (IdentificationIndex.from_matrix(self.model_id, ids, matrix) if ids
+                 else IdentificationIndex(self.model_id, self.embedder.dim))
         with self._lock:
             self._indexes[self.model_id] = _Cached(index, time.monotonic())
         return index
