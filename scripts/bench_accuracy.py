@@ -100,13 +100,16 @@ def main() -> int:
                 t0 = time.perf_counter()
                 res = evaluate(manifest, embedder, detector, channel=channel, protocol=protocol,  # type: ignore[arg-type]
                                normalisations=["none", "asnorm"], cache_dir=cache / "embeddings",
-                               top_n=settings.verification.cohort_top_n, progress=False)
+                               top_n=settings.verification.cohort_top_n,
+                               min_cohort_speakers=settings.verification.min_cohort_size, progress=False)
                 for c in res.conditions:
                     r = c.report
                     pts = [("n/a" if p.frr is None else f"{p.frr * 100:.2f}") for p in r.frr_at]
                     print(f"| {name} | {channel} | {protocol} | {'cosine' if c.normalisation == 'none' else 'AS-norm'} "
                           f"| {r.eer * 100:.2f} | {r.min_dcf:.3f} | {pts[0]} | {pts[1]} | {r.n_target}/{r.n_nontarget} |",
                           flush=True)
+                for note in res.notes:
+                    print(f"| {name} | {channel} | {protocol} | AS-norm | n/a | | | | {note} |")
                 results.append(res.to_dict() | {"seconds": round(time.perf_counter() - t0, 1)})
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))

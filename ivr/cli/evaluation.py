@@ -34,7 +34,7 @@ def _run(ctx: typer.Context, manifest: Path, channel: str, protocol: str, normal
     return run_evaluation(
         manifest, engine.embedder, engine.detector, channel=channel, protocol=protocol,  # type: ignore[arg-type]
         normalisations=normalisations, cache_dir=cli.settings.data_dir / "cache" / "embeddings",
-        top_n=cli.settings.verification.cohort_top_n,
+        top_n=cli.settings.verification.cohort_top_n, min_cohort_speakers=cli.settings.verification.min_cohort_size,
     )
 
 
@@ -52,6 +52,8 @@ def evaluate(ctx: typer.Context, manifest: Path = typer.Argument(..., help="CSV:
     typer.echo(f"model {result.model_id}, {result.files} files ({len(result.skipped)} unusable)")
     for c in result.conditions:
         typer.echo(c.report.row())
+    for note in result.notes:
+        typer.echo(f"note: {note}")
     if json_out is not None:
         json_out.write_text(json.dumps(result.to_dict(), indent=2, default=str))
     if det is not None:
@@ -82,7 +84,7 @@ def calibrate(ctx: typer.Context, manifest: Path = typer.Argument(..., help="CSV
                    target_far=far, target_frr=frr, source=f"{manifest} ({channel}, {protocol})")
         store.save_calibration(cal)
         saved.append(cal)
-    emit({"calibrations": [vars(c) for c in saved]}, as_json, "\n".join(
-        f"{c.normalisation:<7} accept >= {c.accept_threshold:.4f} (FAR {c.target_far:.2%}), reject < "
-        f"{c.reject_threshold:.4f} (FRR {c.target_frr:.2%}) from {c.n_target}/{c.n_nontarget} trials"
-        for c in saved))
+    emit({"calibrations": [vars(c) for c in saved], "notes": result.notes}, as_json, "\n".join(
+        [f"{c.normalisation:<7} accept >= {c.accept_threshold:.4f} (FAR {c.target_far:.2%}), reject < "
+         f"{c.reject_threshold:.4f} (FRR {c.target_frr:.2%}) from {c.n_target}/{c.n_nontarget} trials"
+         for c in saved] + [f"note: {n}" for n in result.notes]))
