@@ -17,6 +17,7 @@ voiceprints_app = typer.Typer(help="List, show, delete and export stored voicepr
 models_app = typer.Typer(help="Speaker-embedding models.", no_args_is_help=True)
 cohort_app = typer.Typer(help="Score-normalisation cohorts.", no_args_is_help=True)
 keys_app = typer.Typer(help="Encryption keys of the voiceprint store.", no_args_is_help=True)
+prompts_app = typer.Typer(help="The IVR prompt set (Spanish and English).", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -24,6 +25,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(models_app, name="models")
     app.add_typer(cohort_app, name="cohort")
     app.add_typer(keys_app, name="keys")
+    app.add_typer(prompts_app, name="prompts")
     app.command("demo")(reports_errors(demo))
 
 
@@ -138,6 +140,20 @@ def keys_rotate(ctx: typer.Context, as_json: bool = JSON) -> None:
     """Re-encrypt every voiceprint with the primary (first) configured key."""
     count = ctx_of(ctx).store().rotate_keys()
     emit({"reencrypted": count}, as_json, f"re-encrypted {count} voiceprint(s) with the primary key")
+
+
+@prompts_app.command("build")
+@reports_errors
+def prompts_build(ctx: typer.Context, to: Optional[Path] = typer.Option(
+        None, "--to", help="Output directory (default: DATA_DIR/prompts)."), as_json: bool = JSON) -> None:
+    """Generate the shipped prompts with espeak-ng as DIR/<lang>/<name>.wav (8 kHz); replace any with your own."""
+    from ivr.prompts.build import build_prompts
+    from ivr.prompts.catalog import PROMPTS
+
+    out = to or ctx_of(ctx).settings.data_dir / "prompts"
+    made = build_prompts(out)
+    emit({"directory": str(out), "generated": made, "prompts": sorted(PROMPTS)}, as_json,
+         f"{made} prompt file(s) generated in {out} ({len(PROMPTS)} prompts x en, es)")
 
 
 def demo(ctx: typer.Context, as_json: bool = JSON) -> None:
