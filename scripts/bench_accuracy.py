@@ -34,6 +34,9 @@ from voiceprints.embedding.select import load_embedder  # noqa: E402
 from voiceprints.evaluation.run import evaluate  # noqa: E402
 
 
+LABELS = {"none": "cosine", "asnorm": "AS-norm", "centred-asnorm": "centred + AS-norm"}
+
+
 def librispeech_manifest(data: Path, out: Path) -> Path:
     rows = [r for r in csv.DictReader((data / "manifest.csv").open()) if r["role"] in ("eval", "cohort")]
     return _write(out / "librispeech.csv", [
@@ -99,17 +102,17 @@ def main() -> int:
             for protocol in ("pairs", "enrol3"):
                 t0 = time.perf_counter()
                 res = evaluate(manifest, embedder, detector, channel=channel, protocol=protocol,  # type: ignore[arg-type]
-                               normalisations=["none", "asnorm"], cache_dir=cache / "embeddings",
+                               normalisations=["none", "asnorm", "centred-asnorm"], cache_dir=cache / "embeddings",
                                top_n=settings.verification.cohort_top_n,
                                min_cohort_speakers=settings.verification.min_cohort_size, progress=False)
                 for c in res.conditions:
                     r = c.report
                     pts = [("n/a" if p.frr is None else f"{p.frr * 100:.2f}") for p in r.frr_at]
-                    print(f"| {name} | {channel} | {protocol} | {'cosine' if c.normalisation == 'none' else 'AS-norm'} "
+                    print(f"| {name} | {channel} | {protocol} | {LABELS[c.normalisation]} "
                           f"| {r.eer * 100:.2f} | {r.min_dcf:.3f} | {pts[0]} | {pts[1]} | {r.n_target}/{r.n_nontarget} |",
                           flush=True)
                 for note in res.notes:
-                    print(f"| {name} | {channel} | {protocol} | AS-norm | n/a | | | | {note} |")
+                    print(f"| {name} | {channel} | {protocol} | | n/a | | | | {note} |")
                 results.append(res.to_dict() | {"seconds": round(time.perf_counter() - t0, 1)})
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))

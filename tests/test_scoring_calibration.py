@@ -125,7 +125,8 @@ def test_when_the_highest_scores_are_impostors_nothing_observed_is_accepted():
 
 # --- shipped defaults ----------------------------------------------------
 def test_every_shipped_default_is_usable_and_says_where_it_comes_from():
-    assert {norm for _, norm in DEFAULT_CALIBRATIONS} == {"none", "asnorm"}
+    assert {norm for _, norm in DEFAULT_CALIBRATIONS} == {"none", "asnorm", "centred-asnorm"}
+    assert {(p, n) for p in ("ge2e/", "ecapa/") for n in ("none", "asnorm", "centred-asnorm")} <= set(DEFAULT_CALIBRATIONS)
     for (prefix, norm), d in DEFAULT_CALIBRATIONS.items():
         assert prefix.endswith("/")
         assert d.reject_threshold <= d.accept_threshold
@@ -134,7 +135,7 @@ def test_every_shipped_default_is_usable_and_says_where_it_comes_from():
 
 
 @pytest.mark.parametrize("model_id", ["ge2e/resemblyzer-0.1.4/1234abcd", "ecapa/speechbrain-voxceleb/ffff"])
-@pytest.mark.parametrize("normalisation", ["none", "asnorm"])
+@pytest.mark.parametrize("normalisation", ["none", "asnorm", "centred-asnorm"])
 def test_default_calibration_is_found_by_model_family(model_id, normalisation):
     cal = default_calibration(model_id, normalisation)
     family = model_id.split("/")[0] + "/"

@@ -101,7 +101,7 @@ def test_the_decision_carries_everything_it_was_based_on():
 def test_asnorm_reasons_name_the_normalised_score_and_the_raw_cosine():
     d = run(2.8, raw=0.612, cal=calibration("asnorm", accept=2.5, reject=1.5), normalisation="asnorm")
     assert d.outcome is Outcome.ACCEPT
-    assert d.reasons == ("AS-norm score 2.80 (raw cosine 0.612) >= accept threshold 2.50",)
+    assert d.reasons == ("normalised score 2.80 (raw cosine 0.612) >= accept threshold 2.50",)
 
 
 def test_too_little_speech_is_inconclusive_whatever_the_score():

@@ -32,7 +32,7 @@ from voiceprints.errors import (
 )
 from voiceprints.scoring.asnorm import AsNorm
 from voiceprints.scoring.calibration import default_calibration
-from voiceprints.scoring.cosine import cosine
+from voiceprints.scoring.cosine import cosine, l2_normalise
 from voiceprints.scoring.decide import decide
 from voiceprints.scoring.decision import Decision
 from voiceprints.scoring.enrolment import check_consistency, combine, utterance_consistency
@@ -151,15 +151,15 @@ class VoiceprintEngine:
             test = self.embedder.embed(self.detector.speech_only(clip))
             raw = cosine(voiceprint.vector, test)
             score = raw
-            if vconf.normalisation == "asnorm":
-                asnorm, cohort = self._asnorm()
-                size = len(cohort.labels) - (speaker_id in cohort.labels)
-                if asnorm is None or size < vconf.min_cohort_size:
-                    reasons.append(f"score normalisation off: the cohort has {size} other speakers, "
+            if vconf.normalisation != "none":
+                normaliser = self._normaliser()
+                size = normaliser.others(speaker_id)
+                if normaliser.asnorm is None or size < vconf.min_cohort_size:
+                    reasons.append(f"score normalisation off: the cohort has {size} other speaker(s), "
                                    f"needs {vconf.min_cohort_size}; plain cosine used")
                 else:
-                    normalisation, calibration = "asnorm", self._calibration("asnorm")
-                    score = asnorm.score(voiceprint.vector, test, raw, exclude_index=asnorm.index_of(speaker_id))
+                    normalisation, calibration = vconf.normalisation, self._calibration(vconf.normalisation)
+                    score = normaliser.score(voiceprint.vector, test, speaker_id)
         decision = decide(
             score, raw, calibration, quality,
             speaker_id=speaker_id, model_id=self.model_id, normalisation=normalisation,
@@ -206,8 +206,8 @@ class VoiceprintEngine:
         stored = self.store.get_calibration(self.model_id, normalisation)
         return stored or default_calibration(self.model_id, normalisation)
 
-    def _asnorm(self) -> tuple[AsNorm | None, Cohort]:
-        """The cohort and its AS-norm normaliser (cached); None when there are too few speakers for one."""
+    def _normaliser(self) -> "_Normaliser":
+        """The cohort and what normalises scores against it (cached; rebuilt after enrolments)."""
         with self._lock:
             cached = self._cohorts.get(self.model_id)
             if cached and time.monotonic() - cached.loaded_at < CACHE_TTL_S:
@@ -221,13 +221,11 @@ class VoiceprintEngine:
                 pick = np.random.default_rng(0).choice(len(ids), MAX_STORE_COHORT, replace=False)
                 ids, matrix = [ids[i] for i in pick], matrix[pick]
             cohort = Cohort(self.model_id, tuple(ids), matrix)
-        # Labels of a cohort file are file names, not enrolled ids; uniqueness is all AS-norm needs.
-        unique = len(set(cohort.labels)) == len(cohort.labels)
-        asnorm = AsNorm(cohort.vectors, self.config.verification.cohort_top_n,
-                        ids=cohort.labels if unique else None) if len(cohort.labels) >= 3 else None
+        normaliser = _Normaliser.build(cohort, self.config.verification.cohort_top_n,
+                                       centred=self.config.verification.normalisation == "centred-asnorm")
         with self._lock:
-            self._cohorts[self.model_id] = _Cached((asnorm, cohort), time.monotonic())
-        return asnorm, cohort
+            self._cohorts[self.model_id] = _Cached(normaliser, time.monotonic())
+        return normaliser
 
     def _index(self) -> IdentificationIndex:
         with self._lock:
@@ -251,6 +249,34 @@ class VoiceprintEngine:
         existed = self.store.delete_speaker(speaker_id)
         self._invalidate()
         return existed
+
+
+@dataclass(frozen=True)
+class _Normaliser:
+    """AS-norm over a cohort, optionally after subtracting the cohort's mean embedding."""
+
+    cohort: Cohort
+    asnorm: AsNorm | None  # None: fewer than 3 cohort speakers
+    centre: np.ndarray | None
+
+    @classmethod
+    def build(cls, cohort: Cohort, top_n: int, *, centred: bool) -> "_Normaliser":
+        if len(cohort.labels) < 3:
+            return cls(cohort, None, None)
+        centre = cohort.vectors.mean(axis=0) if centred else None
+        vectors = cohort.vectors if centre is None else l2_normalise(cohort.vectors - centre)
+        # Labels of a cohort file are file names, not enrolled ids; uniqueness is all AS-norm needs.
+        unique = len(set(cohort.labels)) == len(cohort.labels)
+        return cls(cohort, AsNorm(vectors, top_n, ids=cohort.labels if unique else None), centre)
+
+    def others(self, speaker_id: str) -> int:
+        return len(self.cohort.labels) - (speaker_id in self.cohort.labels)
+
+    def score(self, enrol: np.ndarray, test: np.ndarray, speaker_id: str) -> float:
+        assert self.asnorm is not None
+        if self.centre is not None:
+            enrol, test = l2_normalise(enrol - self.centre), l2_normalise(test - self.centre)
+        return self.asnorm.score(enrol, test, exclude_index=self.asnorm.index_of(speaker_id))
 
 
 def _min_or_none(values) -> float | None:  # type: ignore[no-untyped-def]

@@ -13,6 +13,7 @@ from ivr.cli.output import emit, reports_errors
 
 JSON = typer.Option(False, "--json", help="Print the result as JSON.")
 CHANNEL = typer.Option("original", "--channel", help="original, or telephone (300-3400 Hz, 8 kHz, G.711 round trip).")
+NORMALISATIONS = ("none", "asnorm", "centred-asnorm")
 PROTOCOL = typer.Option("pairs", "--protocol", help="pairs (every utterance pair) or enrol3 (3-utterance enrolment).")
 
 
@@ -41,13 +42,13 @@ def _run(ctx: typer.Context, manifest: Path, channel: str, protocol: str, normal
 @reports_errors
 def evaluate(ctx: typer.Context, manifest: Path = typer.Argument(..., help="CSV: path,speaker,utterance_id[,role]."),
              channel: str = CHANNEL, protocol: str = PROTOCOL,
-             normalisation: str = typer.Option("both", help="none, asnorm or both."),
+             normalisation: str = typer.Option("all", help="none, asnorm, centred-asnorm or all."),
              json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results to this JSON file."),
              det: Optional[Path] = typer.Option(None, "--det", help="Draw the DET curve(s) to this PNG.")) -> None:
     """EER, minDCF and FRR at FAR 1 % / 0.1 % on labelled recordings (embeddings are cached)."""
     from voiceprints.scoring.metrics import det_curve, plot_det
 
-    norms = ["none", "asnorm"] if normalisation == "both" else [normalisation]
+    norms = list(NORMALISATIONS) if normalisation == "all" else [normalisation]
     result = _run(ctx, manifest, channel, protocol, norms)
     typer.echo(f"model {result.model_id}, {result.files} files ({len(result.skipped)} unusable)")
     for c in result.conditions:
@@ -76,7 +77,7 @@ def calibrate(ctx: typer.Context, manifest: Path = typer.Argument(..., help="CSV
     settings = ctx_of(ctx).settings
     far = target_far or settings.verification.target_far
     frr = target_frr or settings.verification.target_frr
-    result = _run(ctx, manifest, channel, protocol, ["none", "asnorm"])
+    result = _run(ctx, manifest, channel, protocol, list(NORMALISATIONS))
     store = ctx_of(ctx).store()
     saved = []
     for c in result.conditions:

@@ -45,7 +45,7 @@ def evaluate(manifest: Path, embedder: Embedder, detector: SpeechDetector, *, ch
              progress: bool = True) -> EvaluationResult:
     """Scores and accuracy per normalisation.
 
-    AS-norm is only evaluated when each trial's cohort (every speaker but the
+    Normalisations are only evaluated when each trial's cohort (every speaker but the
     trial's two) has ``min_cohort_speakers`` speakers, the same rule the
     engine applies before it normalises; otherwise the note says why not.
     """
@@ -54,8 +54,8 @@ def evaluate(manifest: Path, embedder: Embedder, detector: SpeechDetector, *, ch
     conditions, notes = [], []
     cohort_speakers = len({it.speaker for it in items}) - 2
     for norm in normalisations:
-        if norm == "asnorm" and cohort_speakers < min_cohort_speakers:
-            notes.append(f"AS-norm not evaluated: a trial's cohort would have {cohort_speakers} speakers, "
+        if norm != "none" and cohort_speakers < min_cohort_speakers:
+            notes.append(f"{norm} not evaluated: a trial's cohort would have {cohort_speakers} speakers, "
                          f"fewer than the {min_cohort_speakers} the engine requires")
             continue
         scores = score_trials(items, emb, protocol, norm, top_n=top_n)

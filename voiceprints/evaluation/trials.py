@@ -7,7 +7,7 @@ cohort utterance, is a non-target trial.
 (as the phone enrolment does); every other regular utterance and every
 cohort utterance is tested against every enrolled speaker.
 
-Normalisation "asnorm" uses, for each trial, a cohort of every embedding
+Normalisations "asnorm" and "centred-asnorm" use, for each trial, a cohort of every embedding
 whose speaker is neither the enrolled nor the tested speaker: the evaluation
 counterpart of "the other enrolled speakers" that the engine uses, and never
 the trial's own speakers (which would leak the answer).
@@ -86,15 +86,15 @@ def score_trials(items: list[Item], emb: np.ndarray, protocol: Protocol, normali
     raw = models_vs_all[trials.pairs[:, 0], trials.pairs[:, 1]]
     if normalisation == "none":
         scores = raw
-    elif normalisation == "asnorm":
-        scores = _asnorm(items, emb, trials, models_vs_all, raw, top_n)
+    elif normalisation in ("asnorm", "centred-asnorm"):
+        scores = _asnorm(items, emb, trials, models_vs_all, raw, top_n, centred=normalisation == "centred-asnorm")
     else:
         raise ValueError(f"unknown normalisation {normalisation!r}")
     return TrialScores(scores[trials.is_target], scores[~trials.is_target])
 
 
 def _asnorm(items: list[Item], emb: np.ndarray, trials: _Trials, models_vs_all: np.ndarray, raw: np.ndarray,
-            top_n: int) -> np.ndarray:
+            top_n: int, centred: bool) -> np.ndarray:
     speakers = np.array([it.speaker for it in items])
     tests_vs_all = emb @ emb.T
     model_speakers = np.array(trials.model_speakers)
@@ -108,9 +108,18 @@ def _asnorm(items: list[Item], emb: np.ndarray, trials: _Trials, models_vs_all: 
         a, b = names[key // len(names)], names[key % len(names)]
         mask = (speakers != a) & (speakers != b)
         n = min(top_n, int(mask.sum()))
-        e_stats = _topn(models_vs_all[trials.pairs[sel, 0]][:, mask], n)
-        t_stats = _topn(tests_vs_all[trials.pairs[sel, 1]][:, mask], n)
-        out[sel] = 0.5 * ((raw[sel] - e_stats[0]) / e_stats[1] + (raw[sel] - t_stats[0]) / t_stats[1])
+        if centred:  # as the engine does: subtract the cohort mean from every vector, then score
+            centre = emb[mask].mean(axis=0)
+            models = l2_normalise(trials.models[trials.pairs[sel, 0]] - centre)
+            tests = l2_normalise(emb[trials.pairs[sel, 1]] - centre)
+            cohort = l2_normalise(emb[mask] - centre)
+            s = np.einsum("ij,ij->i", models, tests)
+            e_stats, t_stats = _topn(models @ cohort.T, n), _topn(tests @ cohort.T, n)
+        else:
+            s = raw[sel]
+            e_stats = _topn(models_vs_all[trials.pairs[sel, 0]][:, mask], n)
+            t_stats = _topn(tests_vs_all[trials.pairs[sel, 1]][:, mask], n)
+        out[sel] = 0.5 * ((s - e_stats[0]) / e_stats[1] + (s - t_stats[0]) / t_stats[1])
     return out
 
 

@@ -135,6 +135,13 @@ DEFAULT_CALIBRATIONS: dict[tuple[str, str], DefaultThresholds] = {
         f"shipped default: {_LIBRI_TEL}, accept from enrol-3 (3140 non-target), reject from pairs "
         f"(450 target), AS-norm top-200",
     ),
+    # Subtracting the cohort mean first: enrol-3 trials again separate beyond
+    # both targets (reject = accept, no grey band), and so do the pairs trials
+    # (FRR 2 % allows up to 2.24 there, with accept at 2.24 for FAR 1 %).
+    ("ge2e/", "centred-asnorm"): DefaultThresholds(
+        2.3356, 2.3356, 0.01, 0.02, 70, 3140,
+        f"shipped default: {_LIBRI_TEL}, enrol-3 trials, cohort-mean centring + AS-norm top-200",
+    ),
     # No ECAPA weights can be fetched where these defaults were measured. The
     # numbers are the usual operating points of speechbrain's
     # spkrec-ecapa-voxceleb (cosine 0.25 is its own SpeakerRecognition default);
@@ -145,6 +152,10 @@ DEFAULT_CALIBRATIONS: dict[tuple[str, str], DefaultThresholds] = {
         "run `ivr calibrate`",
     ),
     ("ecapa/", "asnorm"): DefaultThresholds(
+        3.0, 2.0, 0.01, 0.02, 0, 0,
+        "shipped default, NOT measured here: typical AS-norm operating point; run `ivr calibrate`",
+    ),
+    ("ecapa/", "centred-asnorm"): DefaultThresholds(
         3.0, 2.0, 0.01, 0.02, 0, 0,
         "shipped default, NOT measured here: typical AS-norm operating point; run `ivr calibrate`",
     ),

@@ -77,7 +77,7 @@ def decide(
 
     if score is None or not math.isfinite(score):
         raise ValueError(f"a usable clip needs a finite score to decide on, got {score!r}")
-    kind = "AS-norm score" if normalisation == "asnorm" else "score"
+    kind = "normalised score" if normalisation != "none" else "score"
     raw = (
         f" (raw cosine {raw_score:.3f})"
         if raw_score is not None and normalisation != "none" and math.isfinite(raw_score)
