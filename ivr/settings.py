@@ -14,6 +14,21 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ivr.flows.config import FlowConfig
+from ivr.service.config import (
+    AmiSettings,
+    AudioSocketSettings,
+    FastAgiSettings,
+    HttpSettings,
+    PromptSettings,
+    ServiceSettings,
+)
+from ivr.consent.config import ConsentConfig, RetentionConfig
+from ivr.limits.config import LimitsConfig
+from ivr.policy.config import PolicySettings
+from ivr.knowledge.policy import KbaSettings
+from ivr.otp.settings import OtpSettings
+from ivr.secrets import SecretsConfig
 from voiceprints.config import (
     CoreConfig,
     EnrolmentConfig,
@@ -35,6 +50,22 @@ class Settings(BaseSettings):
     verification: VerificationConfig = VerificationConfig()
     model: ModelConfig = ModelConfig()
     store: StoreConfig = StoreConfig()
+    flows: FlowConfig = FlowConfig()
+    # Telephony worker (`ivr serve`); see ivr/service/config.py and docs/admins.md.
+    ami: AmiSettings = AmiSettings()
+    audiosocket: AudioSocketSettings = AudioSocketSettings()
+    fastagi: FastAgiSettings = FastAgiSettings()
+    http: HttpSettings = HttpSettings()
+    prompts: PromptSettings = PromptSettings()
+    service: ServiceSettings = ServiceSettings()
+    # Fallback factors: decision policy, attempt limits, consent, retention, server secrets.
+    policy: PolicySettings = PolicySettings()
+    limits: LimitsConfig = LimitsConfig()
+    consent: ConsentConfig = ConsentConfig()
+    retention: RetentionConfig = RetentionConfig()
+    secrets: SecretsConfig = SecretsConfig()
+    otp: OtpSettings = OtpSettings()
+    kba: KbaSettings = KbaSettings()
 
     def core(self) -> CoreConfig:
         """The biometric core's view of the settings (it knows nothing of telephony)."""

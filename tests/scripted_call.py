@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Callable, Mapping
 
 from ivr.call import AudioFrame, CallerHungUp, CallEvent, CallInfo, DtmfDigit, HangUp
 from voiceprints.audio.clip import AudioClip
@@ -29,11 +29,18 @@ class Say:
 
 
 @dataclass(frozen=True)
+class KeysFrom:
+    """Keys decided when the caller reacts (e.g. the code they just received by e-mail)."""
+
+    source: Callable[[], str]
+
+
+@dataclass(frozen=True)
 class Hangs:
     pass
 
 
-Reaction = Keys | Say | Hangs
+Reaction = Keys | KeysFrom | Say | Hangs
 
 
 def frames(clip: AudioClip, trailing_silence_s: float) -> list[CallEvent]:
@@ -63,6 +70,8 @@ class ScriptedCall:
             asyncio.get_running_loop().call_later(0.01, self._react, reactions.pop(0))
 
     def _react(self, reaction: Reaction) -> None:
+        if isinstance(reaction, KeysFrom):
+            reaction = Keys(reaction.source())
         if isinstance(reaction, Keys):
             for d in reaction.digits:
                 self._events.put_nowait(DtmfDigit(d))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from ivr.call import CallInfo
@@ -203,3 +202,15 @@ async def test_database_gone_gives_error_result_not_a_dropped_call(engine, enrol
     await run_call(VerifyFlow(engine, FAST), call)
     assert call.result["VOICEAUTH_RESULT"] == "ERROR", call.result
     assert "store" in call.result["VOICEAUTH_REASON"] or "database" in call.result["VOICEAUTH_REASON"]
+
+
+async def test_hash_after_a_full_length_entry_does_not_end_the_next_entry():
+    from ivr.flows.callio import CallIO
+
+    call = ScriptedCall({"q1": [Keys("1234#")], "q2": [Keys("5678#")]})
+    io = CallIO(call)
+    await io.play("q1")
+    first = await io.read_digits(4, 1.0, 0.5)
+    await io.play("q2")
+    second = await io.read_digits(4, 1.0, 0.5)
+    assert (first, second) == ("1234", "5678")

@@ -20,18 +20,14 @@ from aiosmtpd.controller import Controller
 from ivr.contacts import Contact
 from ivr.db import OtpChallenge, open_database
 from ivr.db.customers import CustomerDirectory, CustomerRecord
-from ivr.otp import (
-    LocalOtpBackend,
-    NoDestinationError,
-    OtpConfig,
-    OtpDeliveryError,
-    OtpResult,
-    OtpService,
-    OtpUnavailableError,
-    ResendRefused,
-    TwilioVerifyBackend,
-)
-from ivr.otp.senders import DeliveryErrorKind, SmtpConfig, SmtpOtpSender, TwilioSmsSender, TwilioVoiceSender
+from ivr.otp.backends import LocalOtpBackend, TwilioVerifyBackend
+from ivr.otp.config import OtpConfig
+from ivr.otp.errors import NoDestinationError, OtpDeliveryError, OtpUnavailableError, ResendRefused
+from ivr.otp.service import OtpResult, OtpService
+from ivr.otp.senders.base import DeliveryErrorKind
+from ivr.otp.senders.smtp import SmtpConfig, SmtpOtpSender
+from ivr.otp.senders.twilio_sms import TwilioSmsSender
+from ivr.otp.senders.twilio_voice import TwilioVoiceSender
 from tests.fakes.twilio_api import FakeTwilio
 
 SECRET = b"k" * 32

@@ -40,9 +40,10 @@ def _schema_drift(engine) -> list:
 
 def _drop_all(url: str) -> None:
     engine = create_engine(url)
+    # Every IVR table, whichever migration added it (dependants first).
+    Base.metadata.drop_all(engine)
     with engine.begin() as connection:
-        for table in ("knowledge_answers", "otp_challenges", "customers", VERSION_TABLE,
-                      "voiceprints_alembic_version", "voiceprints_stub"):
+        for table in (VERSION_TABLE, "voiceprints_alembic_version", "voiceprints_stub"):
             connection.execute(text(f"DROP TABLE IF EXISTS {table}"))
     engine.dispose()
 

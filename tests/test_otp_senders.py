@@ -7,8 +7,6 @@ library emitted it (our modules, twilio, requests, urllib3, smtplib).
 from __future__ import annotations
 
 import datetime as dt
-import email
-import email.policy
 import ipaddress
 import logging
 import socket
@@ -20,14 +18,12 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from ivr.contacts import Contact
-from ivr.otp.senders import (
-    DeliveryErrorKind,
-    SmtpConfig,
-    SmtpOtpSender,
-    TwilioSmsSender,
-    TwilioVoiceSender,
-)
+from ivr.otp.senders.base import DeliveryErrorKind
+from ivr.otp.senders.smtp import SmtpConfig, SmtpOtpSender
+from ivr.otp.senders.twilio_sms import TwilioSmsSender
+from ivr.otp.senders.twilio_voice import TwilioVoiceSender
 from ivr.otp.senders.twilio_voice import code_twiml
+from tests.fakes.mailbox import Mailbox, free_port, running_mailbox
 from tests.fakes.twilio_api import FakeTwilio
 
 CODE = "047193"
@@ -50,41 +46,11 @@ def debug_logs(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 # --- SMTP ---------------------------------------------------------------------
-class Mailbox:
-    """aiosmtpd handler: parses every accepted message; refuses one address."""
-
-    refused = "nobody@example.com"
-
-    def __init__(self) -> None:
-        self.messages: list[email.message.EmailMessage] = []
-        self.envelopes: list[tuple[str, list[str]]] = []
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: ANN001
-        if address == self.refused:
-            return "550 5.1.1 <nobody@example.com>: Recipient address rejected: User unknown"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001
-        self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
-        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
-        return "250 Message accepted for delivery"
-
-
 @pytest.fixture
 def mailbox():
-    box = Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield box, controller.port
-    controller.stop()
+    with running_mailbox() as (box, port):
+        yield box, port
 
 
 def _self_signed(tmp: Path) -> tuple[Path, Path]:

@@ -15,7 +15,9 @@ from sqlalchemy import select, text
 
 from ivr.db import OtpChallenge, open_database
 from ivr.db.customers import CustomerDirectory
-from ivr.otp import OtpConfig, OtpResult, OtpService, ResendRefused
+from ivr.otp.config import OtpConfig
+from ivr.otp.errors import ResendRefused
+from ivr.otp.service import OtpResult, OtpService
 from ivr.otp.codes import generate_code
 from tests.fakes.postgres import temporary_database
 

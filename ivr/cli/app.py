@@ -14,6 +14,7 @@ import typer
 
 from ivr.cli import biometrics, evaluation, admin
 from ivr.cli import serve
+from ivr.cli import fallback
 from ivr.cli.context import CliContext
 from ivr.cli.output import configure_logging
 from ivr.settings import Settings
@@ -43,6 +44,7 @@ biometrics.register(app)
 evaluation.register(app)
 admin.register(app)
 serve.register(app)
+fallback.register(app)
 
 
 def main() -> None:

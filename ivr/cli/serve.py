@@ -21,8 +21,11 @@ def register(app: typer.Typer) -> None:
 def serve(
     ctx: typer.Context,
     grace: Optional[float] = typer.Option(
-        None, "--grace", help="Seconds calls in progress may take to finish on shutdown "
-        "(default: VOICEAUTH_SERVICE__SHUTDOWN_GRACE_S)."),
+        None,
+        "--grace",
+        help="Seconds calls in progress may take to finish on shutdown "
+        "(default: VOICEAUTH_SERVICE__SHUTDOWN_GRACE_S).",
+    ),
 ) -> None:
     """Serve Asterisk: AudioSocket, FastAGI, AMI and /healthz, /readyz, /metrics (settings: docs/admins.md).
 
@@ -51,10 +54,11 @@ async def _serve(settings, grace: Optional[float]) -> None:  # type: ignore[no-u
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, _on_signal, stop, sig)
     service = VoiceAuthService(settings)
-    await service.start()
     try:
+        await service.start()
         await stop.wait()
     finally:
+        # Also after a failed start (port in use, AMI refused...): release what was opened.
         await service.stop(grace)
 
 

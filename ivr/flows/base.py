@@ -20,6 +20,8 @@ class Result(str, enum.Enum):
     ENROLLED = "ENROLLED"
     DECLINED = "DECLINED"  # the caller did not give consent
     FAILED = "FAILED"  # second factor failed, or the audio never became good enough
+    # opt-out line
+    OPTED_OUT = "OPTED_OUT"
     # both
     ERROR = "ERROR"
 

@@ -29,6 +29,9 @@ class CallIO:
         self.call = call
         self._pending: deque[CallEvent] = deque()
         self._vad = vad_aggressiveness
+        # Callers end fixed-length entries with '#' out of habit; after an entry
+        # completed on its length, that '#' must not end the next one empty.
+        self._stray_terminator = False
 
     @property
     def language(self) -> str:
@@ -73,12 +76,16 @@ class CallIO:
                     break
                 continue
             if event.digit == terminator:
+                if not digits and self._stray_terminator:
+                    self._stray_terminator = False
+                    continue
                 break
             if event.digit == "*":
                 digits = ""
             else:
                 digits += event.digit
             deadline = time.monotonic() + next_timeout
+        self._stray_terminator = len(digits) >= max_digits and bool(terminator)
         return digits
 
     async def read_key(self, timeout: float) -> str | None:

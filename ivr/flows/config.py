@@ -8,6 +8,10 @@ from pydantic import BaseModel, Field
 
 
 class FlowConfig(BaseModel):
+    # Verify: let the decision policy step up to a one-time code or knowledge
+    # questions when the voice is not enough (off: voice only, as a pure
+    # biometric check for deployments that do their own fallback).
+    step_up: bool = True
     default_language: str = "en"
     languages: tuple[str, ...] = ("en", "es")
     # How the verify flow learns the claimed identity when the dialplan did not pass one.

@@ -6,9 +6,11 @@ no partial voiceprint (the engine writes one record in one transaction).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from ivr.call import CallSession
+from ivr.consent.registry import ConsentRegistry
 from ivr.flows.base import FlowResult, Result, SecondFactor
 from ivr.flows.callio import CallIO
 from ivr.flows.claim import claimed_account
@@ -29,15 +31,18 @@ ADVICE = {
     QualityProblem.CLIPPED: "enroll-phone-away",
 }
 CONSENT_KEY, DECLINE_KEY = "1", "2"
+CONSENT_CHANNEL = "ivr-enroll"
 
 
 class EnrollFlow:
     name = "enroll"
 
-    def __init__(self, engine: VoiceprintEngine, config: FlowConfig, second_factor: SecondFactor) -> None:
+    def __init__(self, engine: VoiceprintEngine, config: FlowConfig, second_factor: SecondFactor,
+                 consent: ConsentRegistry | None = None) -> None:
         self.engine = engine
         self.config = config
         self.second_factor = second_factor
+        self.consent = consent
 
     async def __call__(self, call: CallSession) -> FlowResult:
         io = CallIO(call, self.engine.config.quality.vad_aggressiveness)
@@ -51,6 +56,13 @@ class EnrollFlow:
         if not await self._consent(io):
             await io.play("enroll-declined")
             return FlowResult(Result.DECLINED, account, reason="caller did not consent to a voiceprint")
+        if self.consent is not None:
+            # Explicit consent, recorded with time, channel and policy version before any audio is kept.
+            await asyncio.to_thread(self.consent.record_consent, account, CONSENT_CHANNEL)
+            permission = await asyncio.to_thread(self.consent.may_enrol, account)
+            if not permission:
+                await io.play("enroll-not-allowed")
+                return FlowResult(Result.FAILED, account, reason=permission.reason)
         clips = await self._utterances(io)
         if clips is None:
             await io.play("enroll-failed")

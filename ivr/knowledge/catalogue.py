@@ -85,7 +85,7 @@ def _pin(raw: str) -> str:
 @dataclass(frozen=True)
 class Question:
     key: str
-    # Prompt the flow plays, e.g. "knowledge_dob" ("key in your date of birth, day month year").
+    # Prompt the flow plays, e.g. "kba-dob" ("key in your date of birth, day month year").
     prompt: str
     # Digits the caller is expected to key in (bounds the DTMF collection).
     min_digits: int
@@ -104,10 +104,10 @@ class Question:
 CATALOGUE: dict[str, Question] = {
     q.key: q
     for q in (
-        Question("dob", "knowledge_dob", 8, 8, normalise_date),
-        Question("doc_last4", "knowledge_doc_last4", 4, 4, _last_four),
-        Question("card_last4", "knowledge_card_last4", 4, 4, _last_four),
-        Question("postal_code", "knowledge_postal_code", 3, 10, _postal_code),
+        Question("dob", "kba-dob", 8, 8, normalise_date),
+        Question("doc_last4", "kba-doc-last4", 4, 4, _last_four),
+        Question("card_last4", "kba-card-last4", 4, 4, _last_four),
+        Question("postal_code", "kba-postal-code", 3, 10, _postal_code),
         Question("pin", "enter-pin", 4, 8, _pin, asked_as_knowledge=False),
     )
 }

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Sequence
 
+from pydantic import BaseModel, Field
+
 
 class KnowledgeOutcome(str, Enum):
     PASSED = "passed"
@@ -53,3 +55,14 @@ class KnowledgePolicy:
         if wrong > total - self.required or len(results) >= total:
             return KnowledgeOutcome.FAILED
         return KnowledgeOutcome.UNDECIDED
+
+
+class KbaSettings(BaseModel):
+    """Knowledge questions as admins configure them (VOICEAUTH_KBA__ASK, VOICEAUTH_KBA__REQUIRED)."""
+
+    enabled: bool = True
+    ask: int = Field(3, ge=1, le=4)
+    required: int = Field(2, ge=1, le=4)
+
+    def policy(self) -> KnowledgePolicy:
+        return KnowledgePolicy(ask=self.ask, required=self.required)

@@ -101,6 +101,81 @@ PROMPTS: dict[str, dict[str, str]] = {
         "en": "You can register your voice for faster service. To register now, press 1.",
         "es": "Puede registrar su voz para una atención más rápida. Para registrarse ahora, marque 1.",
     },
+    # --- one-time codes ---------------------------------------------------
+    "otp-sent-sms": {
+        "en": "We have sent a verification code to your mobile phone by text message.",
+        "es": "Le enviamos un código de verificación a su celular por mensaje de texto.",
+    },
+    "otp-sent-voice": {
+        "en": "You will receive a phone call that reads you a verification code.",
+        "es": "Recibirá una llamada que le dirá un código de verificación.",
+    },
+    "otp-sent-email": {
+        "en": "We have sent a verification code to your e-mail address.",
+        "es": "Le enviamos un código de verificación a su correo electrónico.",
+    },
+    "otp-enter": {
+        "en": "Please enter the code, followed by the hash key. To start again, press star.",
+        "es": "Por favor, marque el código, seguido de la tecla numeral. Para empezar de nuevo, marque asterisco.",
+    },
+    "otp-wrong": {
+        "en": "That code is not correct.",
+        "es": "El código no es correcto.",
+    },
+    "otp-expired": {
+        "en": "That code has expired.",
+        "es": "El código ha vencido.",
+    },
+    "otp-too-many": {
+        "en": "Too many wrong codes.",
+        "es": "Demasiados códigos incorrectos.",
+    },
+    "otp-unavailable": {
+        "en": "We could not send you a verification code right now.",
+        "es": "En este momento no pudimos enviarle un código de verificación.",
+    },
+    # --- knowledge questions ----------------------------------------------
+    "kba-intro": {
+        "en": "We will now ask you some security questions.",
+        "es": "Ahora le haremos algunas preguntas de seguridad.",
+    },
+    "kba-dob": {
+        "en": "Please enter your date of birth as two digits for the day, two for the month and four for the "
+              "year.",
+        "es": "Por favor, marque su fecha de nacimiento: dos dígitos para el día, dos para el mes y cuatro para "
+              "el año.",
+    },
+    "kba-doc-last4": {
+        "en": "Please enter the last four digits of your identity document.",
+        "es": "Por favor, marque los últimos cuatro dígitos de su documento de identidad.",
+    },
+    "kba-card-last4": {
+        "en": "Please enter the last four digits of your card.",
+        "es": "Por favor, marque los últimos cuatro dígitos de su tarjeta.",
+    },
+    "kba-postal-code": {
+        "en": "Please enter your postal code, followed by the hash key.",
+        "es": "Por favor, marque su código postal, seguido de la tecla numeral.",
+    },
+    # --- opt-out line --------------------------------------------------------
+    "optout-confirm": {
+        "en": "To delete your voiceprint and stop voice recognition on your account, press 1. To keep it, "
+              "press 2.",
+        "es": "Para eliminar su huella de voz y dejar de usar el reconocimiento de voz en su cuenta, marque 1. "
+              "Para conservarla, marque 2.",
+    },
+    "optout-done": {
+        "en": "Your voiceprint has been deleted. We will not use voice recognition on your account.",
+        "es": "Su huella de voz fue eliminada. No usaremos reconocimiento de voz en su cuenta.",
+    },
+    "optout-kept": {
+        "en": "Nothing has been changed. Goodbye.",
+        "es": "No se ha hecho ningún cambio. Hasta luego.",
+    },
+    "enroll-not-allowed": {
+        "en": "Voice registration is not available for this account. Goodbye.",
+        "es": "El registro de voz no está disponible para esta cuenta. Hasta luego.",
+    },
 }
 
 # espeak-ng voices of the generated prompts; a neutral Latin-American Spanish voice

@@ -1,0 +1,379 @@
+"""Lockout and rate limits per claimed identity and per caller number, shared through the database.
+
+Every worker process counts in the same tables, so two workers on one
+PostgreSQL enforce one limit. Exactness under concurrency comes from the
+first statement of every writing transaction: an upsert of the subject's row
+(``INSERT ... ON CONFLICT DO UPDATE``). On PostgreSQL it takes the row lock
+that ``SELECT ... FOR UPDATE`` would, and holds it to the commit; on SQLite
+it is a write, so it takes the database's single write lock before anything
+is read (a read first would let two writers count the same snapshot). Rows
+are always locked identity first, then caller, so two transactions never
+wait on each other in a cycle.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Callable, Iterator, TypeVar
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from ivr.db.base import utc_now
+from ivr.db.engine import Database
+from ivr.db.models_policy import SUBJECT_LEN, LimitEvent, LimitSubject
+from ivr.limits.config import LimitRule, LimitsConfig
+from ivr.limits.errors import LimitsUnavailableError
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+T = TypeVar("T")
+IDENTITY, CALLER = "identity", "caller"
+
+
+@dataclass(frozen=True)
+class LimitState:
+    """Where a caller stands against the limits.
+
+    ``locked``: refuse this caller now. ``scope``: which limit ("identity" or
+    "caller") locked. ``newly_locked``: the event just recorded reached a
+    limit (audit it as a lockout); from ``begin_attempt`` it means this
+    attempt was the last one allowed. ``recent_failures``: the identity's
+    failed factors that count toward its lock right now.
+    """
+
+    locked: bool
+    until: datetime | None = None
+    reason: str = ""
+    scope: str | None = None
+    recent_failures: int = 0
+    newly_locked: bool = False
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    kind: str  # "identity" or "caller"
+    subject: str  # the account number, or the caller number's hash
+    until: datetime
+    reason: str
+
+
+@dataclass
+class _Row:
+    kind: str
+    id: int
+    locked_until: datetime | None
+    lock_reason: str | None
+    reset_after_id: int
+
+
+def _guarded(fn: Callable[..., T]) -> Callable[..., T]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except SQLAlchemyError as exc:
+            raise LimitsUnavailableError(
+                f"attempt limits cannot be checked or recorded ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0][:160]}); refuse the attempt until the database is back"
+            ) from exc
+
+    return wrapper
+
+
+def _check_identity(identity: str | None) -> None:
+    if identity is not None and not 0 < len(identity) <= SUBJECT_LEN:
+        raise ValueError(f"claimed identity must be 1-{SUBJECT_LEN} characters long")
+
+
+class Limits:
+    def __init__(self, db: Database, config: LimitsConfig | None = None, *, clock: Clock = utc_now) -> None:
+        self._db = db
+        self.config = config or LimitsConfig()
+        self._clock = clock
+
+    def _rule(self, kind: str) -> LimitRule:
+        return self.config.identity if kind == IDENTITY else self.config.caller
+
+    # --- reading ---------------------------------------------------------
+    @_guarded
+    def check(self, identity: str | None, caller_hash: str | None) -> LimitState:
+        """Is this identity or this number locked now? Reads only."""
+        _check_identity(identity)
+        now = self._clock()
+        with self._db.sessions() as session:
+            rows = [
+                _Row(kind, r.id, r.locked_until, r.lock_reason, r.reset_after_id)
+                for kind, subject in self._subjects(identity, caller_hash)
+                if (
+                    r := session.scalars(
+                        select(LimitSubject).where(LimitSubject.kind == kind, LimitSubject.subject == subject)
+                    ).one_or_none()
+                )
+                is not None
+            ]
+            failures = self._failures(session, rows, now)
+        return self._state(rows, now, failures)
+
+    @_guarded
+    def locks(self) -> list[LockInfo]:
+        """Every identity and caller locked right now, soonest release first."""
+        now = self._clock()
+        with self._db.sessions() as session:
+            rows = session.scalars(
+                select(LimitSubject)
+                .where(LimitSubject.locked_until > now)
+                .order_by(LimitSubject.locked_until)
+            ).all()
+            return [
+                LockInfo(r.kind, r.subject, r.locked_until, r.lock_reason or "")
+                for r in rows
+                if r.locked_until
+            ]
+
+    # --- writing ---------------------------------------------------------
+    @_guarded
+    def begin_attempt(self, identity: str | None, caller_hash: str | None) -> LimitState:
+        """Admit (and count) one authentication attempt, or refuse it because a limit is reached.
+
+        Refused attempts are not counted: a locked-out caller hammering the
+        line does not extend their own lock.
+        """
+        _check_identity(identity)
+        now = self._clock()
+        with self._db.transaction() as session:
+            rows = self._lock_rows(session, identity, caller_hash, now)
+            failures = self._failures(session, rows, now)
+            state = self._state(rows, now, failures)
+            if state.locked:
+                return state
+            newly = self._record(session, rows, "attempt", None, now)
+            return LimitState(
+                False,
+                newly.until if newly else None,
+                newly.reason if newly else "",
+                newly.scope if newly else None,
+                failures,
+                newly_locked=newly is not None,
+            )
+
+    @_guarded
+    def record_failure(
+        self, identity: str | None, caller_hash: str | None, factor: str | None = None
+    ) -> LimitState:
+        """Count a failed factor (voice, otp, kba); locks the identity when it reaches its limit."""
+        _check_identity(identity)
+        now = self._clock()
+        with self._db.transaction() as session:
+            rows = self._lock_rows(session, identity, caller_hash, now)
+            newly = self._record(session, rows, "failure", factor, now)
+            state = self._state(rows, now, self._failures(session, rows, now))
+            if newly is not None:
+                return LimitState(True, newly.until, newly.reason, newly.scope, state.recent_failures, True)
+            return state
+
+    @_guarded
+    def record_success(
+        self, identity: str | None, caller_hash: str | None, factor: str | None = None
+    ) -> LimitState:
+        """The caller was authenticated: the identity's earlier failures stop counting."""
+        _check_identity(identity)
+        now = self._clock()
+        with self._db.transaction() as session:
+            rows = self._lock_rows(session, identity, caller_hash, now)
+            event_ids = self._insert_events(session, rows, "success", factor, now)
+            for row in rows:
+                if row.kind == IDENTITY and self._rule(IDENTITY).counts == "failures":
+                    row.reset_after_id = event_ids[row.id]
+                    session.execute(
+                        update(LimitSubject)
+                        .where(LimitSubject.id == row.id)
+                        .values(reset_after_id=row.reset_after_id)
+                    )
+            return self._state(rows, now, self._failures(session, rows, now))
+
+    @_guarded
+    def unlock(self, identity: str) -> bool:
+        """Admin unlock of an identity; True if it was locked. Its earlier failures stop counting."""
+        _check_identity(identity)
+        return self._unlock(IDENTITY, identity)
+
+    @_guarded
+    def unlock_caller(self, caller_hash: str) -> bool:
+        return self._unlock(CALLER, caller_hash)
+
+    @_guarded
+    def purge(self, *, dry_run: bool = False) -> int:
+        """Forget events older than every window, and idle unlocked subjects; returns events removed.
+
+        Old events can never count again, and a caller hash kept without a
+        purpose is personal data kept without a purpose.
+        """
+        now = self._clock()
+        horizon = now - timedelta(
+            seconds=max(
+                self.config.identity.window_s,
+                self.config.caller.window_s,
+                self.config.identity.lock_s,
+                self.config.caller.lock_s,
+            )
+        )
+        with self._db.transaction() as session:
+            old_events = LimitEvent.at < horizon
+            count = session.scalar(select(func.count()).select_from(LimitEvent).where(old_events)) or 0
+            if dry_run:
+                return count
+            session.execute(delete(LimitEvent).where(old_events))
+            idle = and_(
+                LimitSubject.updated_at < horizon,
+                or_(LimitSubject.locked_until.is_(None), LimitSubject.locked_until < now),
+            )
+            session.execute(delete(LimitSubject).where(idle))
+            return count
+
+    # --- internals -------------------------------------------------------
+    @staticmethod
+    def _subjects(identity: str | None, caller_hash: str | None) -> Iterator[tuple[str, str]]:
+        # Fixed order (identity, then caller): the lock order of every transaction.
+        if identity is not None:
+            yield IDENTITY, identity
+        if caller_hash is not None:
+            yield CALLER, caller_hash
+
+    def _lock_rows(
+        self, session: Session, identity: str | None, caller_hash: str | None, now: datetime
+    ) -> list[_Row]:
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        rows = []
+        for kind, subject in self._subjects(identity, caller_hash):
+            new = insert(LimitSubject).values(kind=kind, subject=subject, updated_at=now, reset_after_id=0)
+            stmt = new.on_conflict_do_update(
+                index_elements=["kind", "subject"], set_={"updated_at": new.excluded.updated_at}
+            ).returning(
+                LimitSubject.id,
+                LimitSubject.locked_until,
+                LimitSubject.lock_reason,
+                LimitSubject.reset_after_id,
+            )
+            row = session.execute(stmt).one()
+            rows.append(_Row(kind, row.id, row.locked_until, row.lock_reason, row.reset_after_id))
+        return rows
+
+    def _insert_events(
+        self, session: Session, rows: list[_Row], event: str, factor: str | None, now: datetime
+    ) -> dict[int, int]:
+        ids = {}
+        for row in rows:
+            added = LimitEvent(subject_id=row.id, event=event, factor=factor, at=now)
+            session.add(added)
+            session.flush()
+            ids[row.id] = added.id
+        return ids
+
+    def _count(self, session: Session, row: _Row, now: datetime) -> int:
+        rule = self._rule(row.kind)
+        event = "failure" if rule.counts == "failures" else "attempt"
+        return (
+            session.scalar(
+                select(func.count())
+                .select_from(LimitEvent)
+                .where(
+                    LimitEvent.subject_id == row.id,
+                    LimitEvent.event == event,
+                    LimitEvent.id > row.reset_after_id,
+                    LimitEvent.at > now - timedelta(seconds=rule.window_s),
+                )
+            )
+            or 0
+        )
+
+    def _record(
+        self, session: Session, rows: list[_Row], event: str, factor: str | None, now: datetime
+    ) -> LimitState | None:
+        """Insert the event for every subject and lock those that reach their limit; the first new lock."""
+        event_ids = self._insert_events(session, rows, event, factor, now)
+        newly: LimitState | None = None
+        for row in rows:
+            rule = self._rule(row.kind)
+            counted = "failure" if rule.counts == "failures" else "attempt"
+            if event != counted or _locked(row, now):
+                continue  # a lock already running is not extended by events inside it
+            count = self._count(session, row, now)
+            if count < rule.max_events:
+                continue
+            what = "failed attempts" if counted == "failure" else "attempts"
+            row.locked_until = now + timedelta(seconds=rule.lock_s)
+            row.lock_reason = f"{count} {what} within {_minutes(rule.window_s)} (limit {rule.max_events})"
+            row.reset_after_id = event_ids[row.id]
+            session.execute(
+                update(LimitSubject)
+                .where(LimitSubject.id == row.id)
+                .values(
+                    locked_until=row.locked_until,
+                    lock_reason=row.lock_reason,
+                    reset_after_id=row.reset_after_id,
+                )
+            )
+            log.warning(
+                "%s locked until %s: %s",
+                row.kind,
+                row.locked_until.isoformat(timespec="seconds"),
+                row.lock_reason,
+            )
+            if newly is None:
+                newly = LimitState(True, row.locked_until, _lock_message(row), row.kind, newly_locked=True)
+        return newly
+
+    def _failures(self, session: Session, rows: list[_Row], now: datetime) -> int:
+        identity = next((r for r in rows if r.kind == IDENTITY), None)
+        if identity is None or self._rule(IDENTITY).counts != "failures":
+            return 0
+        return self._count(session, identity, now)
+
+    @staticmethod
+    def _state(rows: list[_Row], now: datetime, failures: int) -> LimitState:
+        for row in rows:  # identity first: its lock is the one to tell the caller about
+            if _locked(row, now):
+                return LimitState(True, row.locked_until, _lock_message(row), row.kind, failures)
+        return LimitState(False, recent_failures=failures)
+
+    def _unlock(self, kind: str, subject: str) -> bool:
+        now = self._clock()
+        with self._db.transaction() as session:
+            row = session.scalars(
+                select(LimitSubject)
+                .where(LimitSubject.kind == kind, LimitSubject.subject == subject)
+                .with_for_update()
+            ).one_or_none()
+            if row is None:
+                return False
+            was_locked = row.locked_until is not None and row.locked_until > now
+            last_event = session.scalar(
+                select(func.max(LimitEvent.id)).where(LimitEvent.subject_id == row.id)
+            )
+            row.locked_until = None
+            row.lock_reason = None
+            row.reset_after_id = max(row.reset_after_id, last_event or 0)
+            row.updated_at = now
+            return was_locked
+
+
+def _locked(row: _Row, now: datetime) -> bool:
+    return row.locked_until is not None and row.locked_until > now
+
+
+def _minutes(seconds: int) -> str:
+    return f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds} s"
+
+
+def _lock_message(row: _Row) -> str:
+    who = "this account" if row.kind == IDENTITY else "this caller number"
+    until = row.locked_until.isoformat(timespec="seconds") if row.locked_until else "?"
+    return f"{who} is locked until {until}: {row.lock_reason or 'too many attempts'}"

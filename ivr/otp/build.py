@@ -1,0 +1,50 @@
+"""Build the one-time-code backend the settings describe (None: no channel configured)."""
+
+from __future__ import annotations
+
+import logging
+
+from ivr.db.engine import Database
+from ivr.otp.backends import OtpBackend
+from ivr.otp.settings import OtpSettings
+
+log = logging.getLogger("ivr.otp")
+
+
+def otp_backend(settings: OtpSettings, db: Database, secret: bytes) -> OtpBackend | None:
+    twilio = settings.twilio
+    client = None
+    if twilio.configured:
+        from ivr.otp.senders.twilio_rest import twilio_client
+
+        assert twilio.account_sid and twilio.auth_token
+        client = twilio_client(twilio.account_sid, twilio.auth_token.get_secret_value(), timeout_s=twilio.timeout_s)
+    if settings.backend == "twilio-verify":
+        if client is None or not twilio.verify_service_sid:
+            raise ValueError("VOICEAUTH_OTP__BACKEND=twilio-verify needs VOICEAUTH_OTP__TWILIO__ACCOUNT_SID, "
+                             "__AUTH_TOKEN and __VERIFY_SERVICE_SID")
+        from ivr.otp.backends import TwilioVerifyBackend
+
+        return TwilioVerifyBackend(client, twilio.verify_service_sid, settings.code, timeout_s=twilio.timeout_s)
+    senders = {}
+    if settings.smtp is not None:
+        from ivr.otp.senders.smtp import SmtpOtpSender
+
+        senders["email"] = SmtpOtpSender(settings.smtp)
+    if client is not None and (twilio.from_number or twilio.messaging_service_sid):
+        from ivr.otp.senders.twilio_sms import TwilioSmsSender
+        from ivr.otp.senders.twilio_voice import TwilioVoiceSender
+
+        senders["sms"] = TwilioSmsSender(client, from_number=twilio.from_number,
+                                         messaging_service_sid=twilio.messaging_service_sid, timeout_s=twilio.timeout_s)
+        if twilio.from_number:
+            senders["voice"] = TwilioVoiceSender(client, from_number=twilio.from_number, timeout_s=twilio.timeout_s)
+    if not senders:
+        log.warning("one-time codes are off: configure VOICEAUTH_OTP__SMTP__* (e-mail) or "
+                    "VOICEAUTH_OTP__TWILIO__* (SMS, voice)")
+        return None
+    from ivr.otp.backends import LocalOtpBackend
+    from ivr.otp.service import OtpService
+
+    log.info("one-time codes by %s", ", ".join(sorted(senders)))
+    return LocalOtpBackend(OtpService(db, secret, settings.code), senders)

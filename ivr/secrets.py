@@ -1,0 +1,184 @@
+"""Server-side secrets of the fallback factors, and the keyed hash of caller numbers.
+
+Three independent 32-byte keys: the HMAC key for caller numbers (so audit
+rows and rate-limit rows never hold a phone number), the one-time-code HMAC
+secret, and the knowledge-answer pepper. Each comes from the environment
+(``VOICEAUTH_SECRETS__CALLER_KEY=<base64>`` and so on), else from a secrets
+file (``VOICEAUTH_SECRETS__FILE``), else from ``DATA_DIR/server.secrets``,
+generated with mode 0600 on first use like the voiceprint key file.
+
+Losing the file is not fatal but has consequences: pending one-time codes
+stop verifying, knowledge answers must be re-imported, and caller hashes no
+longer match older audit rows. Back it up with the voiceprint keys.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, SecretStr
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SECRETS_FILE = "server.secrets"
+SECRET_NAMES = ("caller_key", "otp_secret", "knowledge_pepper")
+# RFC 2104: HMAC keys shorter than the hash output weaken it.
+SECRET_BYTES = 32
+# What switches and carriers send when the number is withheld: hashing them
+# would put every anonymous caller into one shared rate-limit bucket, which
+# one abuser could exhaust for everybody.
+_WITHHELD = {"", "anonymous", "unknown", "private", "restricted", "unavailable", "withheld"}
+
+
+class SecretsError(Exception):
+    """A configured secret is missing or unusable; never shows secret material."""
+
+    code = "secrets_error"
+
+
+class SecretsConfig(BaseModel):
+    # base64 of at least 32 random bytes each; unset: taken from the file.
+    caller_key: SecretStr | None = None
+    otp_secret: SecretStr | None = None
+    knowledge_pepper: SecretStr | None = None
+    # None: DATA_DIR/server.secrets, created on first use.
+    file: Path | None = None
+
+
+@dataclass(frozen=True, repr=False)
+class ServerSecrets:
+    caller_key: bytes
+    otp_secret: bytes
+    knowledge_pepper: bytes
+
+    def __repr__(self) -> str:
+        return "ServerSecrets(<hidden>)"
+
+    def caller_hash(self, number: str | None) -> str | None:
+        """HMAC-SHA256 of the caller number as 64 hex characters; None when the number is withheld.
+
+        Spaces, dashes and brackets are dropped first so that "+57 300 123-4567"
+        and "+573001234567" are one caller. A number is not otherwise
+        rewritten: "3001234567" and "+573001234567" hash differently, as the
+        switch presents them differently.
+        """
+        return caller_hash(self.caller_key, number)
+
+
+def caller_hash(key: bytes, number: str | None) -> str | None:
+    if number is None:
+        return None
+    compact = re.sub(r"[\s\-().]", "", number).lower()
+    if compact in _WITHHELD:
+        return None
+    return hmac.new(key, b"caller:" + compact.encode(), hashlib.sha256).hexdigest()
+
+
+def load_server_secrets(config: SecretsConfig, data_dir: Path) -> ServerSecrets:
+    """Secrets from the settings (environment), else the secrets file (created if it is the default one)."""
+    values: dict[str, bytes] = {}
+    for name in SECRET_NAMES:
+        configured = getattr(config, name)
+        if configured is not None:
+            values[name] = _decode(configured.get_secret_value(), f"VOICEAUTH_SECRETS__{name.upper()}")
+    missing = [n for n in SECRET_NAMES if n not in values]
+    if missing:
+        if config.file is not None:
+            path = Path(config.file).expanduser()
+            if not path.exists():
+                raise SecretsError(
+                    f"secrets file {path} does not exist; create it with lines 'name:<base64>' for "
+                    f"{', '.join(SECRET_NAMES)} (each: head -c {SECRET_BYTES} /dev/urandom | base64), "
+                    "or unset VOICEAUTH_SECRETS__FILE to use a generated file in the data directory"
+                )
+            from_file = _read(path)
+        else:
+            path = Path(data_dir) / DEFAULT_SECRETS_FILE
+            from_file = _read(path) if path.exists() else _create(path)
+        for name in missing:
+            if name not in from_file:
+                raise SecretsError(
+                    f"secrets file {path} has no {name!r}; add a line "
+                    f"'{name}:<base64 of {SECRET_BYTES} random bytes>' "
+                    f"or set VOICEAUTH_SECRETS__{name.upper()}"
+                )
+            values[name] = from_file[name]
+    return ServerSecrets(**values)
+
+
+def _decode(text: str, source: str) -> bytes:
+    try:
+        value = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise SecretsError(f"{source} is not valid base64") from None
+    if len(value) < SECRET_BYTES:
+        raise SecretsError(
+            f"{source} has {len(value)} bytes; use at least {SECRET_BYTES} random bytes "
+            f"(head -c {SECRET_BYTES} /dev/urandom | base64)"
+        )
+    return value
+
+
+def _parse(text: str, path: Path) -> dict[str, bytes]:
+    found: dict[str, bytes] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        name, sep, encoded = line.partition(":")
+        name = name.strip()
+        if not sep or name not in SECRET_NAMES:
+            raise SecretsError(
+                f"secrets file {path}, line {number}: expected 'name:<base64>' "
+                f"with name one of {', '.join(SECRET_NAMES)}"
+            )
+        found[name] = _decode(encoded, f"secrets file {path}, {name}")
+    return found
+
+
+def _read(path: Path) -> dict[str, bytes]:
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="ascii")
+    except OSError as exc:
+        raise SecretsError(f"secrets file {path} cannot be read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise SecretsError(f"secrets file {path} is not a text file of 'name:base64' lines") from None
+    if mode & 0o077:
+        log.warning("secrets file %s is readable by other users (mode %o); chmod 600 it", path, mode & 0o777)
+    return _parse(text, path)
+
+
+def _create(path: Path) -> dict[str, bytes]:
+    """Create the default file atomically, mode 0600; a process losing the race reads the winner's file."""
+    values = {name: secrets.token_bytes(SECRET_BYTES) for name in SECRET_NAMES}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(
+                "# voiceauth server secrets (caller-number hashing, one-time codes, knowledge pepper).\n"
+                "# BACK THIS UP.\n"
+            )
+            for name, value in values.items():
+                fh.write(f"{name}:{base64.b64encode(value).decode()}\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return _read(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    log.warning("generated new server secrets in %s; back this file up", path)
+    return values

@@ -1,0 +1,93 @@
+"""Settings groups of the telephony worker (``ivr serve``).
+
+They are plain pydantic models that :class:`ivr.settings.Settings` holds, so
+each field is overridable as ``VOICEAUTH_<GROUP>__<FIELD>`` (for example
+``VOICEAUTH_AMI__SECRET=...`` or ``VOICEAUTH_AUDIOSOCKET__BIND=0.0.0.0``).
+Every listener binds to loopback by default: exposing the worker to a PBX on
+another host is a deliberate admin decision (see docs/admins.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
+
+
+class AmiSettings(BaseModel):
+    """The worker's Asterisk Manager Interface login (manager.conf on the PBX)."""
+
+    # AudioSocket carries only a UUID: without AMI the worker cannot learn the
+    # call's mode/language/account nor hand the result back.  A FastAGI-only
+    # deployment can switch it off.
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(5038, ge=1, le=65535)
+    username: str = "voiceauth"
+    secret: SecretStr = SecretStr("")
+    # A healthy AMI answers in milliseconds; seconds mean the PBX is down or
+    # the network is partitioned, and a call should not wait longer than that.
+    connect_timeout_s: float = Field(5.0, gt=0)
+    action_timeout_s: float = Field(5.0, gt=0)
+    # Reconnect backoff while Asterisk restarts: fast first retry, capped so a
+    # restarted PBX is picked up within a few seconds.
+    backoff_initial_s: float = Field(0.2, gt=0)
+    backoff_max_s: float = Field(5.0, gt=0)
+    # How long an AudioSocket call may wait for its channel to show up in AMI.
+    lookup_timeout_s: float = Field(5.0, gt=0)
+
+
+class AudioSocketSettings(BaseModel):
+    bind: str = "127.0.0.1"
+    port: int = Field(9092, ge=0, le=65535)
+    # Beyond this many concurrent calls new connections are refused at once
+    # (the dialplan routes them to its fallback) instead of slowing every call.
+    # Sized from scripts/bench_load.py on a 2-core machine; see docs/admins.md.
+    max_calls: int = Field(50, ge=1)
+    # A connected caller sends a frame every 20 ms while audio flows; a minute
+    # without any frame means the call is gone.
+    idle_timeout_s: float = Field(60.0, gt=0)
+    # host:port Asterisk uses to reach this listener, for the FastAGI variant
+    # (the worker asks Asterisk to EXEC AudioSocket back to it).  Empty: the
+    # dialplan's ``audiosocket=`` AGI argument, else bind:port.
+    advertise: str = ""
+
+
+class FastAgiSettings(BaseModel):
+    enabled: bool = True
+    bind: str = "127.0.0.1"
+    port: int = Field(4573, ge=0, le=65535)
+    max_calls: int = Field(50, ge=1)
+
+
+class HttpSettings(BaseModel):
+    """Health and Prometheus metrics endpoint (``/healthz``, ``/readyz``, ``/metrics``)."""
+
+    enabled: bool = True
+    bind: str = "127.0.0.1"
+    port: int = Field(9093, ge=0, le=65535)
+
+
+class PromptSettings(BaseModel):
+    # Generated prompts (espeak-ng), rebuilt at start when missing.  None:
+    # ``<data_dir>/prompts``.
+    generated_dir: Path | None = None
+    # An admin's own recordings, same layout (<lang>/<name>.wav), searched
+    # first: a file there replaces the generated prompt of the same name.
+    override_dir: Path | None = None
+    # For FastAGI and the dialplan's own Playback(): copy the prompts (8 kHz
+    # WAV) into Asterisk's sounds directory as voiceauth/<lang>/<name>.wav.
+    # Only works when the worker shares a filesystem with Asterisk.
+    asterisk_sounds_dir: Path | None = None
+
+
+class ServiceSettings(BaseModel):
+    # On SIGTERM: stop taking calls, let calls in progress finish for this long
+    # (a verification takes ~10-20 s, an enrolment ~1 min), then end the rest
+    # with VOICEAUTH_RESULT=ERROR.
+    shutdown_grace_s: float = Field(30.0, ge=0)
+    # Readiness probe of the store must answer within this time.
+    ready_timeout_s: float = Field(2.0, gt=0)
+    # Run one dummy inference at start so the first caller does not pay for
+    # lazy model initialisation.
+    warm_up: bool = True

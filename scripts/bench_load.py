@@ -1,0 +1,253 @@
+#!/usr/bin/env python3
+"""How many simultaneous verification calls one worker sustains (decision p95 <= 1 s after enough speech).
+
+Drives real calls through the lab Asterisk (scripts/lab) with sipp into a real
+``ivr serve`` process, at several concurrency levels, and prints one row per
+level: calls placed and answered, results, decision latency percentiles (from
+the worker's "call end ... decision=" log lines: time from "enough speech
+collected" to the decision), the worker's CPU (% of one core, from
+/proc/<pid>/stat) and peak RSS.
+
+    .venv/bin/python scripts/bench_load.py                    # levels 10 20 30 40
+    .venv/bin/python scripts/bench_load.py --levels 5 10 --calls-per-level 2
+    .venv/bin/python scripts/bench_load.py --burst            # every call of a level at once
+
+Needs root (the lab chroot), sipp, espeak-ng.  Every caller is the same
+synthetic genuine speaker claiming the same enrolled account (extension
+7NNNN gives the account, so there is no keypad step): the load is the
+engine's, not the store's.  Uses the shipped (generated) prompts, so the
+worker also streams real prompt audio to every caller.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.lab.asterisk import Lab  # noqa: E402
+from tests.lab.callers import render, speak, speech_file  # noqa: E402
+from tests.speech import SENTENCES, SPEAKERS, synth  # noqa: E402
+
+ACCOUNT = "4711"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_CALL_END = re.compile(r"call end \S+ .*flow=verify .*result=(?P<result>\S+) .*duration=(?P<dur>[\d.]+)s"
+                       r"(?: decision=(?P<decision>[\d.]+)s)?")
+
+
+@dataclass
+class Level:
+    concurrency: int
+    placed: int
+    answered: int
+    passed: int
+    other: dict[str, int]
+    decision: list[float]
+    durations: list[float]
+    cpu_pct: float
+    peak_rss_mb: float
+    peak_in_progress: int
+    system_cpu_pct: float
+    wall_s: float
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def system_busy() -> tuple[float, float]:
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
+
+
+def in_progress(http_port: int) -> int:
+    """Calls the worker is handling now, from its own gauge."""
+    import httpx
+
+    try:
+        text = httpx.get(f"http://127.0.0.1:{http_port}/metrics", timeout=2).text
+    except httpx.TransportError:
+        return 0
+    return int(sum(float(line.split()[-1]) for line in text.splitlines()
+                   if line.startswith("voiceauth_calls_in_progress{")))
+
+
+def wait_ready(port: int, process: subprocess.Popen, timeout: float) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"ivr serve exited with {process.returncode}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit("ivr serve did not become ready")
+
+
+def run_level(lab: Lab, worker: subprocess.Popen, http_port: int, log: Path, scenario: Path, work: Path,
+              concurrency: int, calls: int, call_s: float, burst: bool = False) -> Level:
+    offset = len(log.read_text().splitlines())
+    cpu0, busy0, t0 = cpu_seconds(worker.pid), system_busy(), time.monotonic()
+    # Steady: new calls per second that keep ~concurrency calls up, their decisions spread out.
+    # Burst: every call of the level within about a second, so their decisions collide.
+    rate = float(concurrency) if burst else max(1.0, concurrency / call_s)
+    sipp = subprocess.Popen(
+        ["sipp", "-sf", str(scenario), "-s", f"7{ACCOUNT}", "-i", "127.0.0.1", "-p", "5090",
+         "-mi", "127.0.0.1", "-mp", "20000", "-l", str(concurrency), "-m", str(calls), "-r", f"{rate:.2f}",
+         "-rp", "1000", "-timeout", f"{int(call_s * 6 + 60)}", "-nostdin", "-trace_err",
+         f"127.0.0.1:{lab.sip_port}"],
+        cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak, peak_calls = 0.0, 0
+    while sipp.poll() is None:
+        peak = max(peak, rss_mb(worker.pid))
+        peak_calls = max(peak_calls, in_progress(http_port))
+        time.sleep(0.5)
+    wall = time.monotonic() - t0
+    cpu1, busy1 = cpu_seconds(worker.pid), system_busy()
+    time.sleep(1.0)  # the last "call end" lines
+    results: dict[str, int] = {}
+    decision, durations = [], []
+    for line in log.read_text().splitlines()[offset:]:
+        match = _CALL_END.search(line)
+        if match:
+            results[match["result"]] = results.get(match["result"], 0) + 1
+            durations.append(float(match["dur"]))
+            if match["decision"]:
+                decision.append(float(match["decision"]))
+    answered = sum(results.values())
+    return Level(
+        concurrency, calls, answered, results.pop("PASS", 0), results, decision, durations,
+        cpu_pct=100 * (cpu1 - cpu0) / wall, peak_rss_mb=peak, peak_in_progress=peak_calls,
+        system_cpu_pct=100 * (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]), wall_s=wall)
+
+
+def enrol(env: dict[str, str], work: Path) -> None:
+    cache = work / "speech"
+    files = []
+    for i in range(3):
+        clip = synth(SPEAKERS["alice"], SENTENCES[i], 8000, cache)
+        files.append(cache / f"enrol{i}.wav")
+        import soundfile
+
+        soundfile.write(files[-1], clip.samples, 8000)
+    subprocess.run([str(REPO / ".venv/bin/ivr"), "enroll", ACCOUNT, *map(str, files)], env=env, check=True,
+                   capture_output=True, timeout=300)
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def print_table(rows: list[Level]) -> None:
+    header = ("concurrent", "peak seen", "placed", "answered", "PASS", "other", "decision p50 s", "p95 s",
+              "max s", "call p50 s", "worker CPU %", "machine CPU %", "peak RSS MB")
+    table = [header]
+    for r in rows:
+        other = ",".join(f"{k}:{v}" for k, v in sorted(r.other.items())) or "-"
+        table.append((
+            str(r.concurrency), str(r.peak_in_progress), str(r.placed), str(r.answered), str(r.passed), other,
+            f"{percentile(r.decision, 50):.2f}", f"{percentile(r.decision, 95):.2f}",
+            f"{max(r.decision, default=float('nan')):.2f}", f"{percentile(r.durations, 50):.1f}",
+            f"{r.cpu_pct:.0f}", f"{r.system_cpu_pct:.0f}", f"{r.peak_rss_mb:.0f}"))
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        print("| " + " | ".join(cell.rjust(width) for cell, width in zip(row, widths)) + " |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--levels", type=int, nargs="+", default=[10, 20, 30, 40])
+    parser.add_argument("--calls-per-level", type=float, default=2.0,
+                        help="calls placed per level, as a multiple of its concurrency")
+    parser.add_argument("--burst", action="store_true",
+                        help="worst case: each level's calls all start within ~1 s (one wave per level)")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (worker log)")
+    args = parser.parse_args()
+    for tool in ("sipp", "espeak-ng"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is not installed")
+
+    lab = Lab()
+    if not lab.built:
+        lab.build()
+    lab.start()
+    work = Path(tempfile.mkdtemp(prefix="bench_load."))
+    http_port = free_port()
+    env = {**os.environ, "VOICEAUTH_DATA_DIR": str(work / "data"),
+           "VOICEAUTH_AMI__PORT": str(lab.ami_port), "VOICEAUTH_AMI__USERNAME": lab.ami_user,
+           "VOICEAUTH_AMI__SECRET": lab.ami_secret, "VOICEAUTH_AUDIOSOCKET__PORT": str(lab.audiosocket_port),
+           "VOICEAUTH_FASTAGI__PORT": str(lab.agi_port), "VOICEAUTH_HTTP__PORT": str(http_port),
+           "VOICEAUTH_PROMPTS__GENERATED_DIR": str(REPO / ".lab" / "prompts"),
+           "VOICEAUTH_AUDIOSOCKET__MAX_CALLS": str(max(args.levels) + 10)}
+    print(f"work dir {work}; enrolling the caller's account", flush=True)
+    enrol(env, work)
+
+    sentences = [synth(SPEAKERS["alice"], SENTENCES[i], 8000, work / "speech").samples for i in range(4, 8)]
+    speech = speech_file(work / "caller.ulaw", sentences)
+    scenario = work / "bench.xml"
+    scenario.write_text(render([speak(speech)], caller="bench", ending="wait_bye", wait_ms=120000))
+    log = work / "worker.log"
+    with open(log, "wb") as out:
+        worker = subprocess.Popen([str(REPO / ".venv/bin/ivr"), "serve"], env=env, stdout=out, stderr=out)
+    try:
+        wait_ready(http_port, worker, 300)
+        # One call alone first: the call length without contention sets the call rate of each level.
+        solo = run_level(lab, worker, http_port, log, scenario, work, 1, 1, 12.0)
+        call_s = solo.durations[0] if solo.durations else 12.0
+        print(f"single call: {call_s:.1f} s, decision {solo.decision}", flush=True)
+        rows = []
+        for level in args.levels:
+            calls = level if args.burst else max(level, int(level * args.calls_per_level))
+            rows.append(run_level(lab, worker, http_port, log, scenario, work, level, calls, call_s,
+                                  burst=args.burst))
+            print(f"  level {level} done in {rows[-1].wall_s:.0f} s", flush=True)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(60)
+    print()
+    print_table(rows)
+    ok = [r.concurrency for r in rows if r.decision and percentile(r.decision, 95) <= 1.0
+          and r.answered == r.placed]
+    print(f"\nhighest level with every call answered and decision p95 <= 1 s: {max(ok) if ok else 'none'}")
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        print(f"worker log: {log}")
+
+
+if __name__ == "__main__":
+    main()

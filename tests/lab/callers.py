@@ -1,0 +1,199 @@
+"""Scripted phone callers for end-to-end tests: sipp plays keys and speech, AMI tells what the dialplan saw.
+
+A script is a list of steps (keys, pauses, speech on/off); sipp runs it
+against the lab Asterisk.  Every caller gets its own caller ID number, SIP port
+and RTP port, so independent calls can run at the same time and each call's
+``VoiceAuthResult`` UserEvent (emitted by the lab dialplan after the flow) is
+matched to it by ``CallerIDNum``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ivr.transports.ami import AmiClient, AmiMessage
+from tests.lab.asterisk import SCENARIOS, Lab, SippResult
+
+_ports = itertools.count()
+
+WAIT_BYE = """  <recv request="BYE" timeout="{wait_ms}"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: sip:{caller}@[local_ip]:[local_port]
+      Content-Length: 0
+    ]]>
+  </send>"""
+
+HANG_UP = """  <send retrans="500">
+    <![CDATA[
+      BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "{caller}" <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      Contact: sip:{caller}@[local_ip]:[local_port]
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv response="200" crlf="true"/>"""
+
+
+def keys(digits: str) -> tuple[str, str]:
+    return ("dtmf", digits)
+
+
+def pause(ms: int) -> tuple[str, str]:
+    return ("pause", str(int(ms)))
+
+
+def speak(audio: Path) -> tuple[str, str]:
+    """Start streaming ``audio`` (headerless mu-law) in a loop until the call ends or ``quiet()``."""
+    return ("speak", audio.name)
+
+
+def quiet() -> tuple[str, str]:
+    return ("quiet", "")
+
+
+def render(steps: list[tuple[str, str]], *, caller: str, ending: str, wait_ms: int) -> str:
+    body = []
+    for kind, value in steps:
+        if kind == "dtmf":
+            body.append(f'  <nop><action><exec play_dtmf="{value}"/></action></nop>')
+        elif kind == "pause":
+            body.append(f'  <pause milliseconds="{value}"/>')
+        elif kind == "speak":
+            body.append(f'  <nop><action><exec rtp_stream="{value},-1,0"/></action></nop>')
+        elif kind == "quiet":
+            body.append('  <nop><action><exec rtp_stream="pause"/></action></nop>')
+        else:
+            raise ValueError(f"unknown step {kind!r}")
+    end = WAIT_BYE if ending == "wait_bye" else HANG_UP
+    text = (SCENARIOS / "ivr_caller.xml").read_text()
+    return (
+        text.replace("@STEPS@", "\n".join(body))
+        .replace("@ENDING@", end.format(caller=caller, wait_ms=wait_ms))
+        .replace("@CALLER@", caller)
+    )
+
+
+async def place_call(
+    lab: Lab,
+    exten: str,
+    steps: list[tuple[str, str]],
+    *,
+    caller: str,
+    workdir: Path,
+    audio: list[Path] = (),
+    ending: str = "wait_bye",
+    wait_ms: int = 60000,
+    timeout: float = 90,
+) -> SippResult:
+    """One sipp call (asyncio subprocess, so servers in this loop keep serving)."""
+    slot = next(_ports) % 200
+    sip_port, media_port = 5100 + 2 * slot, 7000 + 10 * slot
+    scenario = workdir / f"{caller}-{exten}.xml"
+    scenario.write_text(render(steps, caller=caller, ending=ending, wait_ms=wait_ms))
+    for file in audio:
+        if file.parent != workdir:
+            (workdir / file.name).write_bytes(file.read_bytes())
+    started = time.monotonic()
+    process = await asyncio.create_subprocess_exec(
+        "sipp",
+        "-sf",
+        str(scenario),
+        "-s",
+        exten,
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(sip_port),
+        "-mi",
+        "127.0.0.1",
+        "-mp",
+        str(media_port),
+        "-m",
+        "1",
+        "-timeout",
+        f"{int(timeout)}",
+        "-timeout_error",
+        "-nostdin",
+        f"127.0.0.1:{lab.sip_port}",
+        cwd=workdir,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), timeout + 15)
+    except asyncio.TimeoutError:
+        process.kill()
+        out, err = await process.communicate()
+    return SippResult(
+        process.returncode or 0,
+        out.decode(errors="replace")[-3000:],
+        err.decode(errors="replace")[-3000:],
+        time.monotonic() - started,
+    )
+
+
+class DialplanResults:
+    """``VoiceAuthResult`` UserEvents from the lab dialplan, by caller ID (what Asterisk itself saw)."""
+
+    def __init__(self, ami: AmiClient) -> None:
+        self._sub = ami.user_events("VoiceAuthResult")
+        self._seen: list[AmiMessage] = []
+
+    async def of(self, caller: str, *, timeout: float, flow: str | None = None) -> dict[str, str]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            for event in self._seen:
+                wanted = event.get("Flow") != "hangup" if flow is None else event.get("Flow") == flow
+                if event.get("CallerIDNum") == caller and wanted:
+                    return event.as_dict()
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AssertionError(f"no VoiceAuthResult event for caller {caller} within {timeout} s")
+            event = await self._sub.get(remaining)
+            if event is not None:
+                self._seen.append(event)
+
+    async def hangup_of(self, caller: str, *, timeout: float) -> dict[str, str]:
+        return await self.of(caller, timeout=timeout, flow="hangup")
+
+    def close(self) -> None:
+        self._sub.close()
+
+
+def to_ulaw(samples: np.ndarray) -> bytes:
+    """float [-1, 1] at 8 kHz -> headerless G.711 mu-law, what sipp streams byte for byte."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import audioop
+
+    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
+    return audioop.lin2ulaw(pcm, 2)
+
+
+def speech_file(path: Path, clips: list[np.ndarray], *, gap_s: float = 1.5, lead_s: float = 0.0) -> Path:
+    """Sentences at 8 kHz separated by silence (so an enrolment utterance can end), as mu-law."""
+    gap = np.zeros(int(gap_s * 8000), dtype=np.float32)
+    parts = [np.zeros(int(lead_s * 8000), dtype=np.float32)]
+    for clip in clips:
+        parts += [clip.astype(np.float32), gap]
+    path.write_bytes(to_ulaw(np.concatenate(parts)))
+    return path

@@ -1,0 +1,258 @@
+"""Step-up and policy in the calls: one-time codes by e-mail, knowledge questions, lockout, consent, audit.
+
+Real parts throughout: SQLite database with the real migrations, a real SMTP
+server on loopback that receives the code, the caller typing what arrived.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from ivr.audit.log import AuditLog
+from ivr.call import CallInfo
+from ivr.consent.registry import ConsentRegistry
+from ivr.db.customers import CustomerDirectory
+from ivr.db.engine import open_database
+from ivr.flows.enroll import EnrollFlow
+from ivr.flows.fallback import Authenticator, FallbackKit
+from ivr.flows.optout import OptOutFlow
+from ivr.flows.runner import run_call
+from ivr.flows.second_factors import KbaStep, OtpFactor, OtpStep
+from ivr.flows.verify import VerifyFlow
+from ivr.knowledge.policy import KnowledgePolicy
+from ivr.knowledge.service import KnowledgeService
+from ivr.limits.service import Limits
+from ivr.otp.backends import LocalOtpBackend
+from ivr.otp.config import OtpConfig
+from ivr.otp.senders.smtp import SmtpConfig, SmtpOtpSender
+from ivr.otp.service import OtpService
+from ivr.policy.loader import load_policy
+from ivr.secrets import SecretsConfig, load_server_secrets
+from tests.fakes.mailbox import free_port, running_mailbox
+from tests.scripted_call import Hangs, Keys, KeysFrom, Say, ScriptedCall
+from tests.test_flows import FAST, phone_speech
+from voiceprints.audio.telephone import telephone_channel
+from voiceprints.config import CoreConfig
+from voiceprints.engine import VoiceprintEngine
+from voiceprints.store.sql import open_store
+
+ACCOUNT = "4572"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = dt.datetime(2026, 11, 29, 10, 0, tzinfo=dt.UTC)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def ge2e():
+    from voiceprints.embedding.ge2e import Ge2eEmbedder
+
+    return Ge2eEmbedder()
+
+
+@pytest.fixture
+def mailbox():
+    with running_mailbox() as (box, port):
+        yield box, port
+
+
+@pytest.fixture
+def world(tmp_path, ge2e, mailbox, monkeypatch):
+    """Engine, database and every fallback service, wired as the worker wires them."""
+    monkeypatch.delenv("VOICEAUTH_KEYS", raising=False)
+    box, port = mailbox
+    config = CoreConfig(data_dir=tmp_path)
+    engine = VoiceprintEngine(ge2e, open_store(config), config)
+    db = open_database(config.database_url())
+    secrets = load_server_secrets(SecretsConfig(), tmp_path)
+    customers = CustomerDirectory(db)
+    customers.add(ACCOUNT, email="maria.lopez@example.com", phone_e164="+573001234567",
+                  preferred_otp_channel="email", language="en")
+    knowledge = KnowledgeService(db, pepper=secrets.knowledge_pepper)
+    clock = Clock()
+    otp_service = OtpService(db, secrets.otp_secret, OtpConfig(), clock=clock)
+
+    def kit(smtp_port: int = port) -> FallbackKit:
+        sender = SmtpOtpSender(SmtpConfig(host="127.0.0.1", port=smtp_port, from_address="codes@bank.example",
+                                          starttls=False, timeout_s=2.0))
+        return FallbackKit(
+            db=db, policy=load_policy(), limits=Limits(db), audit=AuditLog(db),
+            consent=ConsentRegistry(db, policy_version="test-1", store=engine.store), customers=customers,
+            secrets=secrets, otp=OtpStep(LocalOtpBackend(otp_service, {"email": sender}), FAST),
+            kba=KbaStep(knowledge, KnowledgePolicy(ask=2, required=2), FAST))
+
+    yield type("World", (), dict(engine=engine, db=db, box=box, kit=kit, knowledge=knowledge, clock=clock,
+                                  customers=customers))
+    engine.close()
+
+
+def verify(world, **kit_args) -> VerifyFlow:
+    return VerifyFlow(world.engine, FAST, Authenticator(world.kit(**kit_args)))
+
+
+def enrol_alice(world, utterances_of) -> None:
+    world.engine.enroll(ACCOUNT, [phone_speech(utterances_of, "alice", i) for i in range(3)])
+
+
+async def test_inconclusive_voice_steps_up_to_an_emailed_code_and_passes(world, utterances_of, say):
+    enrol_alice(world, utterances_of)
+    call = ScriptedCall({"enter-account": [Keys(ACCOUNT + "#")],
+                         "verify-speak": [Say(telephone_channel(say("alice", "Yes, hello.")))],
+                         "otp-enter": [KeysFrom(lambda: world.box.latest_code() + "#")]})
+    await run_call(verify(world), call)
+    assert call.result["VOICEAUTH_RESULT"] == "PASS"
+    assert call.result["VOICEAUTH_METHOD"] == "otp"
+    assert "otp-sent-email" in call.played
+    assert world.box.envelopes[-1][1] == ["maria.lopez@example.com"]
+    [row] = AuditLog(world.db).query()
+    assert [f["factor"] for f in row.factors] == ["voice", "otp"]
+    assert [f["outcome"] for f in row.factors] == ["inconclusive", "pass"]
+    assert row.rule == "second-factor-pass" and row.result == "PASS"
+    assert world.box.latest_code() not in repr(row.to_dict())
+
+
+async def test_genuine_voice_passes_without_a_second_factor(world, utterances_of):
+    enrol_alice(world, utterances_of)
+    call = ScriptedCall({"enter-account": [Keys(ACCOUNT + "#")],
+                         "verify-speak": [Say(phone_speech(utterances_of, "alice", 5))]})
+    await run_call(verify(world), call)
+    assert call.result["VOICEAUTH_RESULT"] == "PASS" and call.result["VOICEAUTH_METHOD"] == "voice"
+    assert world.box.messages == []
+
+
+async def test_impostor_cannot_pass_with_wrong_codes_and_failures_are_counted(world, utterances_of):
+    enrol_alice(world, utterances_of)
+    call = ScriptedCall({"enter-account": [Keys(ACCOUNT + "#")],
+                         "verify-speak": [Say(phone_speech(utterances_of, "frank", 5))],
+                         "otp-enter": [Keys("000000#")] * 5})
+    await run_call(verify(world), call)
+    assert call.result["VOICEAUTH_RESULT"] != "PASS"
+    assert call.played.count("otp-enter") == OtpConfig().max_attempts
+    assert Limits(world.db).check(ACCOUNT, None).recent_failures == 2  # voice and code
+
+
+async def test_repeated_failures_lock_the_account_and_the_next_call_hears_no_prompt(world, utterances_of):
+    enrol_alice(world, utterances_of)
+    limits = Limits(world.db)
+    for _ in range(limits.config.identity.max_events):
+        limits.record_failure(ACCOUNT, None, "voice")
+    call = ScriptedCall({"enter-account": [Keys(ACCOUNT + "#")]})
+    await run_call(verify(world), call)
+    assert call.result["VOICEAUTH_RESULT"] == "LOCKED"
+    assert "verify-speak" not in call.played and world.box.messages == []
+
+
+async def test_known_customer_without_voiceprint_gets_a_code(world):
+    call = ScriptedCall({"enter-account": [Keys(ACCOUNT + "#")],
+                         "otp-enter": [KeysFrom(lambda: world.box.latest_code() + "#")]})
+    await run_call(verify(world), call)
+    assert call.result["VOICEAUTH_RESULT"] == "PASS" and call.result["VOICEAUTH_METHOD"] == "otp"
+    assert "verify-speak" not in call.played
+
+
+async def test_unknown_account_is_not_enrolled(world):
+    call = ScriptedCall({"enter-account": [Keys("99999#")]})
+    await run_call(verify(world), call)
+    assert call.result["VOICEAUTH_RESULT"] == "NOT_ENROLLED"
+    assert world.box.messages == []
+
+
+async def test_expired_code_is_refused(world):
+    def late_code() -> str:
+        code = world.box.latest_code()
+        world.clock.now += dt.timedelta(seconds=OtpConfig().ttl_s + 1)
+        return code + "#"
+
+    call = ScriptedCall({"enter-account": [Keys(ACCOUNT + "#")], "otp-enter": [KeysFrom(late_code)]})
+    await run_call(verify(world), call)
+    assert call.result["VOICEAUTH_RESULT"] != "PASS"
+    assert "otp-expired" in call.played
+
+
+async def test_a_code_is_single_use(world):
+    codes: list[str] = []
+
+    def remember() -> str:
+        codes.append(world.box.latest_code())
+        return codes[-1] + "#"
+
+    first = ScriptedCall({"enter-account": [Keys(ACCOUNT + "#")], "otp-enter": [KeysFrom(remember)]})
+    await run_call(verify(world), first)
+    replay = ScriptedCall({"enter-account": [Keys(ACCOUNT + "#")], "otp-enter": [Keys(codes[0] + "#")] * 3})
+    await run_call(verify(world), replay)
+    assert first.result["VOICEAUTH_RESULT"] == "PASS"
+    assert len(world.box.messages) == 2  # a fresh code was sent for the second call
+    assert replay.result["VOICEAUTH_RESULT"] != "PASS" or world.box.latest_code() == codes[0]
+
+
+async def test_no_code_typed_is_a_timeout_not_a_pass(world):
+    call = ScriptedCall({"enter-account": [Keys(ACCOUNT + "#")]})
+    await run_call(verify(world), call)
+    assert call.result["VOICEAUTH_RESULT"] != "PASS"
+    assert call.played.count("otp-enter") == FAST.input_attempts
+
+
+async def test_hang_up_while_typing_the_code_sets_nothing(world):
+    call = ScriptedCall({"enter-account": [Keys(ACCOUNT + "#")], "otp-enter": [Hangs()]})
+    assert await run_call(verify(world), call) is None
+    assert call.result is None
+
+
+async def test_undeliverable_code_falls_back_to_knowledge_questions(world):
+    customer = world.customers.get(ACCOUNT)
+    world.knowledge.set_answers(customer, {"dob": "15/03/1987", "postal_code": "110111"})
+    answers = {"kba-dob": [Keys("15031987#")], "kba-postal-code": [Keys("110111#")]}
+    call = ScriptedCall({"enter-account": [Keys(ACCOUNT + "#")], **answers})
+    await run_call(verify(world, smtp_port=free_port()), call)
+    assert "otp-unavailable" in call.played
+    assert call.result["VOICEAUTH_RESULT"] == "PASS" and call.result["VOICEAUTH_METHOD"] == "kba"
+    [row] = AuditLog(world.db).query()
+    assert "15031987" not in repr(row.to_dict()) and "110111" not in repr(row.to_dict())
+
+
+async def test_wrong_knowledge_answers_do_not_pass(world):
+    customer = world.customers.get(ACCOUNT)
+    world.knowledge.set_answers(customer, {"dob": "15/03/1987", "postal_code": "110111"})
+    call = ScriptedCall({"enter-account": [Keys(ACCOUNT + "#")],
+                         "kba-dob": [Keys("01011990#")], "kba-postal-code": [Keys("999999#")]})
+    await run_call(verify(world, smtp_port=free_port()), call)
+    assert call.result["VOICEAUTH_RESULT"] != "PASS"
+
+
+async def test_enrolment_line_with_a_one_time_code_records_consent(world, utterances_of):
+    kit = world.kit()
+    flow = EnrollFlow(world.engine, FAST, OtpFactor(world.customers, kit.otp), kit.consent)
+    call = ScriptedCall({
+        "enter-account": [Keys(ACCOUNT + "#")],
+        "otp-enter": [KeysFrom(lambda: world.box.latest_code() + "#")],
+        "enroll-consent": [Keys("1")],
+        **{f"enroll-say-{i + 1}": [Say(phone_speech(utterances_of, "alice", i))] for i in range(3)},
+    })
+    await run_call(flow, call)
+    assert call.result["VOICEAUTH_RESULT"] == "ENROLLED"
+    state = kit.consent.state(ACCOUNT)
+    assert state.consented and state.consent.channel == "ivr-enroll" and state.consent.policy_version == "test-1"
+
+
+async def test_opt_out_deletes_the_voiceprint_and_voice_is_never_asked_again(world, utterances_of):
+    enrol_alice(world, utterances_of)
+    kit = world.kit()
+    optout = ScriptedCall({"enter-account": [Keys(ACCOUNT + "#")],
+                           "otp-enter": [KeysFrom(lambda: world.box.latest_code() + "#")],
+                           "optout-confirm": [Keys("1")]})
+    await run_call(OptOutFlow(kit.consent, FAST, OtpFactor(world.customers, kit.otp)), optout)
+    assert optout.result["VOICEAUTH_RESULT"] == "OPTED_OUT"
+    assert world.engine.store.get_voiceprint(ACCOUNT, world.engine.model_id) is None
+    assert kit.consent.state(ACCOUNT).opted_out
+    later = ScriptedCall({"enter-account": [Keys(ACCOUNT + "#")],
+                          "otp-enter": [KeysFrom(lambda: world.box.latest_code() + "#")]},
+                         info=CallInfo("call-2", "3001234567", "en", {}))
+    await run_call(verify(world), later)
+    assert "verify-speak" not in later.played
+    assert later.result["VOICEAUTH_RESULT"] == "PASS" and later.result["VOICEAUTH_METHOD"] == "otp"

@@ -1,0 +1,276 @@
+"""The decision policy: what happens after each factor, which rule decided, and bad policy files refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ivr.policy import (
+    Action,
+    DecisionContext,
+    Factor,
+    FactorAttempt,
+    FactorOutcome,
+    IdentityState,
+    PolicyError,
+    decide,
+    load_policy,
+    parse_policy,
+)
+from ivr.policy.schema import Policy
+
+VOICE, OTP, KBA = Factor.VOICE, Factor.OTP, Factor.KBA
+PASS, FAIL, INCONCLUSIVE = FactorOutcome.PASS, FactorOutcome.FAIL, FactorOutcome.INCONCLUSIVE
+ALL = frozenset(Factor)
+
+
+@pytest.fixture(scope="module")
+def policy() -> Policy:
+    return load_policy()
+
+
+def enrolled(**changes: object) -> IdentityState:
+    values: dict[str, object] = {"enrolled": True, "available": ALL}
+    values.update(changes)
+    return IdentityState(**values)  # type: ignore[arg-type]
+
+
+def tried(
+    *steps: tuple[Factor, FactorOutcome] | tuple[Factor, FactorOutcome, float],
+) -> tuple[FactorAttempt, ...]:
+    return tuple(FactorAttempt(s[0], s[1], s[2] if len(s) > 2 else None) for s in steps)  # type: ignore[misc]
+
+
+def test_an_enrolled_caller_is_asked_for_their_voice_first(policy) -> None:
+    decision = decide(policy, DecisionContext(enrolled()))
+    assert (decision.action, decision.next_factor, decision.rule) == (Action.STEP_UP, VOICE, "start")
+
+
+def test_a_matching_voice_is_accepted_and_the_rule_is_named(policy) -> None:
+    decision = decide(policy, DecisionContext(enrolled(), tried((VOICE, PASS, 0.81))))
+    assert (decision.action, decision.rule) == (Action.ACCEPT, "voice-pass")
+
+
+def test_an_inconclusive_voice_steps_up_to_a_code_then_to_questions(policy) -> None:
+    first = decide(policy, DecisionContext(enrolled(), tried((VOICE, INCONCLUSIVE, 0.55))))
+    assert (first.action, first.next_factor, first.rule) == (Action.STEP_UP, OTP, "voice-not-decided")
+    # The code could not be delivered: questions next.
+    second = decide(
+        policy, DecisionContext(enrolled(), tried((VOICE, INCONCLUSIVE), (OTP, FactorOutcome.UNAVAILABLE)))
+    )
+    assert (second.action, second.next_factor) == (Action.STEP_UP, KBA)
+    passed = decide(policy, DecisionContext(enrolled(), tried((VOICE, INCONCLUSIVE), (OTP, PASS))))
+    assert (passed.action, passed.rule) == (Action.ACCEPT, "second-factor-pass")
+
+
+def test_a_failed_voice_is_never_accepted_alone_but_may_be_confirmed_by_a_code(policy) -> None:
+    decision = decide(policy, DecisionContext(enrolled(), tried((VOICE, FAIL, 0.12))))
+    assert (decision.action, decision.next_factor, decision.rule) == (Action.STEP_UP, OTP, "voice-fail")
+
+
+def test_repeated_recent_failures_send_a_failed_voice_to_an_agent(policy) -> None:
+    decision = decide(policy, DecisionContext(enrolled(recent_failures=3), tried((VOICE, FAIL, 0.12))))
+    assert (decision.action, decision.rule) == (Action.ROUTE_TO_AGENT, "voice-fail-repeated")
+
+
+def test_a_locked_identity_is_rejected_as_locked_whatever_happened(policy) -> None:
+    for factors in ((), tried((VOICE, PASS, 0.9)), tried((VOICE, FAIL), (OTP, PASS))):
+        decision = decide(policy, DecisionContext(enrolled(locked=True), factors))
+        assert (decision.action, decision.rule, decision.result) == (Action.REJECT, "locked", "LOCKED")
+
+
+def test_not_enrolled_or_opted_out_callers_skip_the_voice(policy) -> None:
+    not_enrolled = decide(
+        policy, DecisionContext(IdentityState(enrolled=False, available=frozenset({OTP, KBA})))
+    )
+    assert (not_enrolled.next_factor, not_enrolled.rule) == (OTP, "start-not-enrolled")
+    opted_out = decide(policy, DecisionContext(enrolled(opted_out=True)))
+    assert (opted_out.next_factor, opted_out.rule) == (OTP, "start-without-voice")
+
+
+def test_a_customer_without_a_phone_gets_questions_instead_of_a_code(policy) -> None:
+    decision = decide(
+        policy, DecisionContext(enrolled(available=frozenset({VOICE, KBA})), tried((VOICE, FAIL)))
+    )
+    assert (decision.action, decision.next_factor) == (Action.STEP_UP, KBA)
+
+
+def test_when_no_factor_is_left_the_caller_goes_to_an_agent(policy) -> None:
+    decision = decide(policy, DecisionContext(enrolled(available=frozenset({VOICE})), tried((VOICE, FAIL))))
+    assert (decision.action, decision.rule) == (Action.ROUTE_TO_AGENT, "default")
+    two_failed = decide(policy, DecisionContext(enrolled(), tried((VOICE, FAIL), (OTP, FAIL))))
+    assert (two_failed.action, two_failed.rule) == (Action.ROUTE_TO_AGENT, "second-factor-failed-twice")
+
+
+def test_a_factor_is_never_asked_twice_in_one_call(policy) -> None:
+    context = DecisionContext(enrolled(), tried((VOICE, INCONCLUSIVE), (OTP, FactorOutcome.ERROR)))
+    decision = decide(policy, context)
+    assert decision.next_factor is KBA
+    final = decide(
+        policy, DecisionContext(enrolled(), context.factors + tried((KBA, FactorOutcome.UNAVAILABLE)))
+    )
+    assert final.action is Action.ROUTE_TO_AGENT
+
+
+def test_with_voice_alone_not_enough_a_voice_pass_is_confirmed_by_another_factor() -> None:
+    strict = load_policy(overrides={"voice_alone_accepts": False})
+    decision = decide(strict, DecisionContext(enrolled(), tried((VOICE, PASS, 0.9))))
+    assert (decision.action, decision.next_factor, decision.rule) == (Action.STEP_UP, OTP, "voice-pass")
+    assert "voice alone is not enough" in decision.reason
+    confirmed = decide(strict, DecisionContext(enrolled(), tried((VOICE, PASS, 0.9), (OTP, PASS))))
+    assert confirmed.action is Action.ACCEPT
+    nothing_else = decide(
+        strict, DecisionContext(enrolled(available=frozenset({VOICE})), tried((VOICE, PASS, 0.9)))
+    )
+    assert nothing_else.action is Action.ROUTE_TO_AGENT
+
+
+def test_score_bands_and_environment_style_overrides_patch_named_rules() -> None:
+    policy = load_policy(
+        overrides={"rules": {"voice-fail-repeated": {"when": {"recent_failures_at_least": 1}}}}
+    )
+    assert (
+        decide(policy, DecisionContext(enrolled(recent_failures=1), tried((VOICE, FAIL)))).action
+        is Action.ROUTE_TO_AGENT
+    )
+    banded = parse_policy(
+        {
+            "version": "t",
+            "rules": [
+                {
+                    "name": "near-miss",
+                    "when": {"factor": "voice", "outcome": "fail", "score_at_least": 0.4},
+                    "action": "step_up",
+                    "next": ["otp"],
+                },
+                {
+                    "name": "far-off",
+                    "when": {"factor": "voice", "outcome": "fail"},
+                    "action": "reject",
+                    "result": "FAIL",
+                },
+                {"name": "default", "action": "route_to_agent"},
+            ],
+        }
+    )
+    assert decide(banded, DecisionContext(enrolled(), tried((VOICE, FAIL, 0.45)))).rule == "near-miss"
+    assert decide(banded, DecisionContext(enrolled(), tried((VOICE, FAIL, 0.10)))).rule == "far-off"
+    assert (
+        decide(banded, DecisionContext(enrolled(), tried((VOICE, FAIL)))).rule == "far-off"
+    )  # no score: no band
+
+
+# --- bad policies ------------------------------------------------------------
+def _rules(*rules: dict) -> dict:
+    return {"version": "t", "rules": list(rules)}
+
+
+DEFAULT = {"name": "default", "action": "route_to_agent"}
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        (
+            _rules({"name": "x", "when": {"factor": "retina"}, "action": "reject"}, DEFAULT),
+            r"rule #1 'x', when\.factor",
+        ),
+        (_rules({"name": "x", "action": "step_up", "next": ["fax"]}, DEFAULT), r"rule #1 'x', next"),
+        (
+            _rules({"name": "x", "when": {"colour": "red"}, "action": "reject"}, DEFAULT),
+            r"unknown field 'colour'",
+        ),
+        (_rules({"name": "x", "when": {"factor": "voice"}, "action": "reject"}), r"no default rule"),
+        (
+            _rules(DEFAULT, {"name": "late", "when": {"factor": "otp"}, "action": "reject"}),
+            r"'late' can never fire: the earlier rule 'default'",
+        ),
+        (
+            _rules(
+                {"name": "broad", "when": {"factor": ["voice", "otp"]}, "action": "reject"},
+                {
+                    "name": "narrow",
+                    "when": {"factor": "voice", "outcome": "fail"},
+                    "action": "route_to_agent",
+                },
+                DEFAULT,
+            ),
+            r"'narrow' can never fire: the earlier rule 'broad'",
+        ),
+        (
+            _rules(
+                {"name": "x", "when": {"score_at_least": 0.8, "score_below": 0.5}, "action": "reject"},
+                DEFAULT,
+            ),
+            r"'x' can never fire: score_at_least",
+        ),
+        (
+            _rules({"name": "x", "when": {"factor": "voice"}, "action": "accept"}, DEFAULT),
+            r"accept rule must require a passed factor",
+        ),
+        (
+            _rules(
+                {"name": "x", "when": {"factor": "voice", "outcome": ["pass", "fail"]}, "action": "accept"},
+                DEFAULT,
+            ),
+            r"accept rule must require a passed factor",
+        ),
+        (_rules({"name": "x", "action": "step_up"}, DEFAULT), r"needs 'next'"),
+        (
+            _rules(
+                {"name": "x", "when": {"factor": "voice"}, "action": "reject"},
+                {"name": "x", "when": {"factor": "otp"}, "action": "reject"},
+                DEFAULT,
+            ),
+            r"appears more than once",
+        ),
+        ({"rules": [DEFAULT]}, r"version"),
+    ],
+)
+def test_a_bad_policy_is_refused_with_a_message_naming_the_problem(document: dict, message: str) -> None:
+    with pytest.raises(PolicyError, match=message):
+        parse_policy(document, "test policy")
+
+
+def test_a_step_up_rule_before_a_narrower_rule_does_not_make_it_unreachable() -> None:
+    # step_up can fall through when no factor is left, so later rules stay reachable.
+    parse_policy(
+        _rules(
+            {"name": "try-otp", "when": {"factor": "voice"}, "action": "step_up", "next": "otp"},
+            {
+                "name": "voice-agent",
+                "when": {"factor": "voice", "outcome": "fail"},
+                "action": "route_to_agent",
+            },
+            DEFAULT,
+        )
+    )
+
+
+def test_bad_policy_files_name_the_file_and_the_line(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match="does not exist"):
+        load_policy(tmp_path / "missing.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("version: '1'\nrules:\n  - name: a\n    action: [reject\n")
+    with pytest.raises(PolicyError, match=r"broken\.yaml is not valid YAML at line \d+"):
+        load_policy(broken)
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("just a string\n")
+    with pytest.raises(PolicyError, match="must be a mapping"):
+        load_policy(scalar)
+    with pytest.raises(PolicyError, match="names rule 'no-such-rule'"):
+        load_policy(overrides={"rules": {"no-such-rule": {"action": "reject"}}})
+
+
+def test_a_policy_file_from_the_settings_is_used(tmp_path: Path, monkeypatch) -> None:
+    from ivr.policy import policy_from_settings
+    from ivr.settings import Settings
+
+    custom = tmp_path / "policy.yaml"
+    custom.write_text("version: site-7\nrules:\n  - name: everyone-to-agent\n    action: route_to_agent\n")
+    monkeypatch.setenv("VOICEAUTH_POLICY__FILE", str(custom))
+    monkeypatch.setenv("VOICEAUTH_POLICY__OVERRIDES", '{"version": "site-7b"}')
+    policy = policy_from_settings(Settings().policy)
+    assert policy.version == "site-7b"
+    assert decide(policy, DecisionContext(enrolled())).rule == "everyone-to-agent"

@@ -1,0 +1,172 @@
+"""The worker process around its calls: settings, health and readiness, metrics, start and stop.
+
+The engine is real (VAD, encrypted SQLite store) with a tiny deterministic
+embedder standing in for the neural model, so these tests stay fast; the
+real model answers real calls in tests/lab/test_e2e_*.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from ivr.flows.base import FlowResult, Result
+from ivr.service.worker import VoiceAuthService
+from ivr.settings import Settings
+from voiceprints.audio.clip import AudioClip
+from voiceprints.engine import VoiceprintEngine
+from voiceprints.store.sql import open_store
+
+
+class BandEnergyEmbedder:
+    """Log energy in 32 frequency bands, L2-normalised: deterministic and instant."""
+
+    model_id = "test/band-energy/1"
+    dim = 32
+
+    def embed(self, clip: AudioClip) -> np.ndarray:
+        spectrum = np.abs(np.fft.rfft(clip.samples, n=2048)) + 1e-6
+        bands = np.log(np.array([b.sum() for b in np.array_split(spectrum, self.dim)], dtype=np.float32))
+        return (bands / np.linalg.norm(bands)).astype(np.float32)
+
+    def embed_batch(self, clips) -> np.ndarray:
+        return np.stack([self.embed(c) for c in clips])
+
+
+async def passes(call) -> FlowResult:
+    return FlowResult(Result.PASS, "4711", 0.9)
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch) -> Settings:
+    monkeypatch.delenv("VOICEAUTH_KEYS", raising=False)
+    return Settings(
+        data_dir=tmp_path,
+        ami={"port": closed_port(), "secret": "x", "backoff_max_s": 0.5},
+        audiosocket={"port": 0},
+        fastagi={"port": 0},
+        http={"port": 0},
+        prompts={"generated_dir": tmp_path / "prompts"},
+    )
+
+
+@pytest.fixture
+def engine(settings: Settings):
+    core = settings.core()
+    engine = VoiceprintEngine(BandEnergyEmbedder(), open_store(core), core)
+    yield engine
+    engine.close()
+
+
+def service_for(settings: Settings, engine: VoiceprintEngine) -> VoiceAuthService:
+    return VoiceAuthService(settings, engine=engine, flows={"verify": passes}, build_prompts=False)
+
+
+def test_every_listener_binds_to_loopback_unless_configured_otherwise():
+    s = Settings()
+    assert {s.audiosocket.bind, s.fastagi.bind, s.http.bind, s.ami.host} == {"127.0.0.1"}
+    assert (s.audiosocket.port, s.fastagi.port, s.ami.port) == (9092, 4573, 5038)
+
+
+def test_settings_come_from_voiceauth_environment_variables_and_hide_the_secret(monkeypatch, tmp_path):
+    monkeypatch.setenv("VOICEAUTH_AUDIOSOCKET__BIND", "0.0.0.0")
+    monkeypatch.setenv("VOICEAUTH_AUDIOSOCKET__MAX_CALLS", "30")
+    monkeypatch.setenv("VOICEAUTH_AMI__HOST", "10.0.0.7")
+    monkeypatch.setenv("VOICEAUTH_AMI__SECRET", "s3cr3t")
+    monkeypatch.setenv("VOICEAUTH_PROMPTS__OVERRIDE_DIR", str(tmp_path))
+    monkeypatch.setenv("VOICEAUTH_SERVICE__SHUTDOWN_GRACE_S", "90")
+    s = Settings()
+    assert (s.audiosocket.bind, s.audiosocket.max_calls, s.ami.host) == ("0.0.0.0", 30, "10.0.0.7")
+    assert s.ami.secret.get_secret_value() == "s3cr3t" and "s3cr3t" not in repr(s)
+    assert s.prompts.override_dir == tmp_path and s.service.shutdown_grace_s == 90
+
+
+def test_bad_settings_are_refused_with_the_field_named(monkeypatch):
+    from pydantic import ValidationError
+
+    monkeypatch.setenv("VOICEAUTH_AUDIOSOCKET__PORT", "70000")
+    with pytest.raises(ValidationError, match="audiosocket.port"):
+        Settings()
+
+
+async def test_readiness_says_what_is_missing_while_health_says_alive(settings, engine):
+    service = service_for(settings, engine)
+    await service.start()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{service.http.port}") as http:
+            assert (await http.get("/healthz")).status_code == 200
+            ready = await http.get("/readyz")
+            assert ready.status_code == 503
+            checks = ready.json()["checks"]
+            assert "not logged in to AMI" in checks["ami"]
+            assert checks["store"] == "ok" and checks["model"] == "ok"
+            metrics = (await http.get("/metrics")).text
+        for name in (
+            "voiceauth_calls_in_progress",
+            "voiceauth_decision_latency_seconds",
+            "voiceauth_embedding_latency_seconds",
+            "voiceauth_errors_total",
+        ):
+            assert name in metrics
+    finally:
+        await service.stop()
+
+
+async def test_ready_without_ami_when_it_is_switched_off(settings, engine):
+    settings.ami.enabled = False
+    service = service_for(settings, engine)
+    await service.start()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{service.http.port}") as http:
+            ready = await http.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert "ami" not in ready.json()["checks"]
+    finally:
+        await service.stop()
+
+
+async def test_readiness_fails_after_shutdown_starts(settings, engine):
+    settings.ami.enabled = False
+    service = service_for(settings, engine)
+    await service.start()
+    service.runner.accepting = False
+    try:
+        checks = await service.readiness()
+        assert checks["accepting_calls"] == "shutting down"
+    finally:
+        await service.stop()
+
+
+async def test_stop_releases_every_port(settings, engine):
+    service = service_for(settings, engine)
+    await service.start()
+    ports = [service.audiosocket.port, service.fastagi.port, service.http.port]
+    await service.stop()
+    for port in ports:
+        with pytest.raises(OSError):
+            await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 2)
+
+
+async def test_a_busy_http_port_fails_start_with_the_address_and_releases_the_rest(settings, engine):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        settings.http.port = busy.getsockname()[1]
+        service = service_for(settings, engine)
+        with pytest.raises(RuntimeError, match=f"127.0.0.1:{settings.http.port}"):
+            await service.start()
+        audiosocket_port = service.audiosocket.port
+        await service.stop()
+    with pytest.raises(OSError):
+        await asyncio.wait_for(asyncio.open_connection("127.0.0.1", audiosocket_port), 2)
