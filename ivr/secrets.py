@@ -19,13 +19,14 @@ import binascii
 import hashlib
 import hmac
 import logging
-import os
 import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel, SecretStr
+
+from voiceprints.private_files import PrivateFileError, create_private_text, read_private_text
 
 log = logging.getLogger(__name__)
 
@@ -147,38 +148,18 @@ def _parse(text: str, path: Path) -> dict[str, bytes]:
 
 def _read(path: Path) -> dict[str, bytes]:
     try:
-        mode = path.stat().st_mode
-        text = path.read_text(encoding="ascii")
-    except OSError as exc:
-        raise SecretsError(f"secrets file {path} cannot be read: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise SecretsError(f"secrets file {path} is not a text file of 'name:base64' lines") from None
-    if mode & 0o077:
-        log.warning("secrets file %s is readable by other users (mode %o); chmod 600 it", path, mode & 0o777)
-    return _parse(text, path)
+        return _parse(read_private_text(path, "secrets file"), path)
+    except PrivateFileError as exc:
+        raise SecretsError(f"{exc}; expected 'name:base64' lines") from None
 
 
 def _create(path: Path) -> dict[str, bytes]:
-    """Create the default file atomically, mode 0600; a process losing the race reads the winner's file."""
+    """Create the default file (0600); a process losing the race to create it reads the winner's."""
     values = {name: secrets.token_bytes(SECRET_BYTES) for name in SECRET_NAMES}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as fh:
-            fh.write(
-                "# voiceauth server secrets (caller-number hashing, one-time codes, knowledge pepper).\n"
-                "# BACK THIS UP.\n"
-            )
-            for name, value in values.items():
-                fh.write(f"{name}:{base64.b64encode(value).decode()}\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            return _read(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    text = "".join(
+        ["# voiceauth server secrets (caller-number hashing, one-time codes, knowledge pepper).\n",
+         "# BACK THIS UP.\n"] + [f"{name}:{base64.b64encode(value).decode()}\n" for name, value in values.items()])
+    if not create_private_text(path, text):
+        return _read(path)
     log.warning("generated new server secrets in %s; back this file up", path)
     return values

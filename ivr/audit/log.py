@@ -11,17 +11,16 @@ code or an answer is exactly a run of digits.
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Sequence, TypeVar
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.exc import SQLAlchemyError
 
 from ivr.db.base import utc_now
 from ivr.db.engine import Database
+from ivr.db.guard import unavailable_as
 from ivr.db.models_policy import AuditEvent
 from ivr.policy.model import FactorAttempt, PolicyDecision
 
@@ -123,17 +122,7 @@ class AuditRecord:
         return data
 
 
-def _guarded(fn: Callable[..., T]) -> Callable[..., T]:
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> T:
-        try:
-            return fn(*args, **kwargs)
-        except SQLAlchemyError as exc:
-            raise AuditUnavailableError(
-                f"the audit log cannot be reached ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})"
-            ) from exc
-
-    return wrapper
+_guarded = unavailable_as(AuditUnavailableError, "the audit log cannot be reached")
 
 
 def _factor_row(attempt: FactorAttempt) -> dict[str, Any]:

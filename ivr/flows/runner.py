@@ -24,7 +24,9 @@ async def run_call(flow: Flow, call: CallSession, *, flow_name: str = "flow",
     """
     info = call.info
     started = time.monotonic()
-    log.info("call %s: %s flow started (caller %s, language %s)", info.call_id, flow_name,
+    # The worker logs each call's start and end at INFO with channel and transport
+    # (ivr.service.calls); here only DEBUG detail, so a call is one pair of lines.
+    log.debug("call %s: %s flow started (caller %s, language %s)", info.call_id, flow_name,
              info.caller_id or "unknown", info.language)
     result: FlowResult | None
     try:
@@ -46,10 +48,10 @@ async def run_call(flow: Flow, call: CallSession, *, flow_name: str = "flow",
             log.exception("call %s: could not hand the result to the dialplan", info.call_id)
     duration = time.monotonic() - started
     if result is None:
-        log.info("call %s: caller hung up during the %s flow after %.1f s; nothing stored",
+        log.debug("call %s: caller hung up during the %s flow after %.1f s; nothing stored",
                  info.call_id, flow_name, duration)
     else:
-        log.info("call %s: %s %s account=%s score=%s reason=%s (%.1f s)", info.call_id, flow_name,
+        log.debug("call %s: %s %s account=%s score=%s reason=%s (%.1f s)", info.call_id, flow_name,
                  result.result.value, result.account or "-",
                  "-" if result.score is None else f"{result.score:.3f}", result.reason or "-", duration)
     try:

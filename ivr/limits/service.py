@@ -13,19 +13,18 @@ wait on each other in a cycle.
 
 from __future__ import annotations
 
-import functools
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Callable, Iterator, TypeVar
 
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ivr.db.base import utc_now
 from ivr.db.engine import Database
+from ivr.db.guard import unavailable_as
 from ivr.db.models_policy import SUBJECT_LEN, LimitEvent, LimitSubject
 from ivr.limits.config import LimitRule, LimitsConfig
 from ivr.limits.errors import LimitsUnavailableError
@@ -73,18 +72,10 @@ class _Row:
     reset_after_id: int
 
 
-def _guarded(fn: Callable[..., T]) -> Callable[..., T]:
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> T:
-        try:
-            return fn(*args, **kwargs)
-        except SQLAlchemyError as exc:
-            raise LimitsUnavailableError(
-                f"attempt limits cannot be checked or recorded ({type(exc).__name__}: "
-                f"{str(exc).splitlines()[0][:160]}); refuse the attempt until the database is back"
-            ) from exc
-
-    return wrapper
+_guarded = unavailable_as(
+    LimitsUnavailableError,
+    "attempt limits cannot be checked or recorded; refuse the attempt until the database is back",
+)
 
 
 def _check_identity(identity: str | None) -> None:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Awaitable, Callable, Mapping, Protocol
 
 from ivr.call import AudioFrame, CallerHungUp, CallEvent, CallInfo, DtmfDigit, HangUp
+from ivr.transports.listener import TcpListener
 
 log = logging.getLogger(__name__)
 
@@ -309,7 +310,7 @@ class AudioSocketSession:
             self._end()
 
 
-class AudioSocketServer:
+class AudioSocketServer(TcpListener):
     """Accepts AudioSocket connections and runs ``handler(session)`` for each call.
 
     ``max_calls`` bounds concurrent calls: a connection beyond it is closed at
@@ -333,57 +334,19 @@ class AudioSocketServer:
         call_info_timeout: float = 5.0,
         max_buffered_seconds: float = 30.0,
     ) -> None:
+        super().__init__(host, port)
         self._handler = handler
         self._prompts = prompts
         self._on_result = on_result
         self._call_info = call_info
-        self._host = host
-        self._port = port
         self._max_calls = max_calls
         self._handshake_timeout = handshake_timeout
         self._idle_timeout = idle_timeout
         self._frame_timeout = frame_timeout
         self._call_info_timeout = call_info_timeout
         self._max_buffered_frames = max(1, int(max_buffered_seconds / FRAME_SECONDS))
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
         self.active_calls = 0
         self.rejected_connections = 0
-
-    @property
-    def port(self) -> int:
-        """The bound port (useful with ``port=0``)."""
-        if self._server is None:
-            raise RuntimeError("AudioSocketServer is not started")
-        return self._server.sockets[0].getsockname()[1]
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._on_connection, self._host, self._port)
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    async def __aenter__(self) -> "AudioSocketServer":
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        try:
-            await self._serve(reader, writer)
-        finally:
-            self._tasks.discard(task)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = _peer_name(writer)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Mapping
 
 from ivr.call import CallerHungUp, CallEvent, CallInfo, DtmfDigit, HangUp
+from ivr.transports.listener import TcpListener
 
 log = logging.getLogger(__name__)
 
@@ -307,13 +308,15 @@ async def _read_line(reader: asyncio.StreamReader) -> str | None:
         raise AgiProtocolError("line is not UTF-8 text") from None
 
 
-class FastAgiServer:
+class FastAgiServer(TcpListener):
     """Serves ``AGI(agi://host:port/<route>)`` by routing to ``routes[<route>]``.
 
     A peer that does not send a valid ``agi_*`` header block within
     ``header_timeout`` (garbage, a port scanner, a stalled client) is closed
     with a WARNING; ``max_calls`` bounds concurrent sessions.
     """
+
+    stream_limit = MAX_LINE_BYTES
 
     def __init__(
         self,
@@ -324,50 +327,12 @@ class FastAgiServer:
         max_calls: int = 50,
         header_timeout: float = 5.0,
     ) -> None:
+        super().__init__(host, port)
         self._routes = {route_of(k): v for k, v in routes.items()}
-        self._host = host
-        self._port = port
         self._max_calls = max_calls
         self._header_timeout = header_timeout
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
         self.active_calls = 0
         self.rejected_connections = 0
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("FastAgiServer is not started")
-        return self._server.sockets[0].getsockname()[1]
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._on_connection, self._host, self._port, limit=MAX_LINE_BYTES)
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    async def __aenter__(self) -> "FastAgiServer":
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        try:
-            await self._serve(reader, writer)
-        finally:
-            self._tasks.discard(task)
-            writer.close()
 
     def _reject(self, peer: str, reason: str) -> None:
         self.rejected_connections += 1

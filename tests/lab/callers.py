@@ -52,8 +52,37 @@ HANG_UP = """  <send retrans="500">
   <recv response="200" crlf="true"/>"""
 
 
+RECEIVE_TEXT = """  <recv request="MESSAGE" timeout="{timeout_ms}">
+    <action>
+      <ereg regexp="[0-9*#]+" search_in="body" check_it="true" assign_to="code"/>
+    </action>
+  </recv>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>"""
+
+
 def keys(digits: str) -> tuple[str, str]:
+    """RFC 4733 keypad digits; ``[$code]`` types what :func:`await_text` received (sipp substitutes it)."""
     return ("dtmf", digits)
+
+
+def await_text(timeout_ms: int) -> tuple[str, str]:
+    """Wait for an in-dialog SIP MESSAGE and keep its digits (0-9 * #) as ``[$code]`` (answered 200 OK).
+
+    The test sends it through Asterisk with :func:`send_text`: how something
+    only known mid-call (a one-time code read from an e-mail) reaches the
+    scripted caller.
+    """
+    return ("text", str(int(timeout_ms)))
 
 
 def pause(ms: int) -> tuple[str, str]:
@@ -80,6 +109,8 @@ def render(steps: list[tuple[str, str]], *, caller: str, ending: str, wait_ms: i
             body.append(f'  <nop><action><exec rtp_stream="{value},-1,0"/></action></nop>')
         elif kind == "quiet":
             body.append('  <nop><action><exec rtp_stream="pause"/></action></nop>')
+        elif kind == "text":
+            body.append(RECEIVE_TEXT.format(timeout_ms=value))
         else:
             raise ValueError(f"unknown step {kind!r}")
     end = WAIT_BYE if ending == "wait_bye" else HANG_UP
@@ -148,6 +179,25 @@ async def place_call(
         err.decode(errors="replace")[-3000:],
         time.monotonic() - started,
     )
+
+
+async def channel_of(ami: AmiClient, caller: str, *, timeout: float) -> str:
+    """The Asterisk channel of the call placed as ``caller`` (its caller ID number), once it is up."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        for channel in await ami.action_list("CoreShowChannels", timeout=5):
+            if channel.get("CallerIDNum") == caller and channel.get("Channel"):
+                return channel["Channel"]
+        if loop.time() >= deadline:
+            raise AssertionError(f"no channel for caller {caller} within {timeout} s")
+        await asyncio.sleep(0.2)
+
+
+async def send_text(ami: AmiClient, caller: str, text: str, *, timeout: float = 10) -> None:
+    """Send ``text`` to the caller's phone as an in-dialog SIP MESSAGE (AMI SendText); see :func:`await_text`."""
+    channel = await channel_of(ami, caller, timeout=timeout)
+    await ami.action("SendText", {"Channel": channel, "Message": text})
 
 
 class DialplanResults:

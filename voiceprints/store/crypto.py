@@ -24,6 +24,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from voiceprints.errors import EncryptionKeyError
+from voiceprints.private_files import PrivateFileError, create_private_text, read_private_text
 
 log = logging.getLogger(__name__)
 
@@ -207,40 +208,18 @@ def vector_from_bytes(data: bytes, dim: int) -> np.ndarray:
 
 def _read_key_file(path: Path, env_name: str) -> KeyRing:
     try:
-        mode = path.stat().st_mode
-        text = path.read_text(encoding="ascii")
-    except OSError as exc:
-        raise EncryptionKeyError(f"key file {path} cannot be read: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise EncryptionKeyError(f"key file {path} is not a text file of 'id:base64key' lines") from None
-    if mode & 0o077:
-        log.warning("key file %s is readable by other users (mode %o); chmod 600 it", path, mode & 0o777)
+        text = read_private_text(path, "key file")
+    except PrivateFileError as exc:
+        raise EncryptionKeyError(f"{exc}; expected 'id:base64key' lines") from None
     return KeyRing.parse(text, source=f"key file {path}", env_name=env_name)
 
 
 def _create_key_file(path: Path, env_name: str) -> KeyRing:
-    """Create the default key file atomically with mode 0600.
-
-    Written to a temporary name and hard-linked into place so that two
-    processes starting at once (CLI and service) agree on one key: the loser
-    of the race reads the winner's file instead of overwriting it.
-    """
+    """Create the default key file (0600); a process losing the race to create it reads the winner's."""
     ring = KeyRing.generate()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as fh:
-            fh.write("# voiceauth voiceprint encryption keys: id:base64key, primary first. BACK THIS UP.\n")
-            fh.write(ring.serialise())
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            return _read_key_file(path, env_name)
-    finally:
-        tmp.unlink(missing_ok=True)
+    header = "# voiceauth voiceprint encryption keys: id:base64key, primary first. BACK THIS UP.\n"
+    if not create_private_text(path, header + ring.serialise()):
+        return _read_key_file(path, env_name)
     log.warning(
         "generated a new voiceprint encryption key %r in %s; back this file up: "
         "without it no stored voiceprint can be decrypted",
