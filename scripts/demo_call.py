@@ -72,12 +72,10 @@ def preflight() -> None:
 
 
 def port_free(port: int) -> bool:
+    """Nothing listens there (a connect test: connections in TIME_WAIT from earlier runs do not count)."""
     with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+        s.settimeout(1.0)
+        return s.connect_ex(("127.0.0.1", port)) != 0
 
 
 def lab_running(lab: Lab) -> bool:

@@ -5,6 +5,11 @@ against the lab Asterisk.  Every caller gets its own caller ID number, SIP port
 and RTP port, so independent calls can run at the same time and each call's
 ``VoiceAuthResult`` UserEvent (emitted by the lab dialplan after the flow) is
 matched to it by ``CallerIDNum``.
+
+What is only known mid-call (a one-time code the test reads from an e-mail)
+reaches the caller as an in-dialog SIP MESSAGE: the test sends it with
+:func:`send_text`, the script waits for it with :func:`await_text` and types
+it with ``keys("[$code]#")``.
 """
 
 from __future__ import annotations
@@ -71,7 +76,13 @@ RECEIVE_TEXT = """  <recv request="MESSAGE" timeout="{timeout_ms}">
 
 
 def keys(digits: str) -> tuple[str, str]:
-    """RFC 4733 keypad digits; ``[$code]`` types what :func:`await_text` received (sipp substitutes it)."""
+    """RFC 4733 keypad digits; ``[$code]`` types what :func:`await_text` received (sipp substitutes it).
+
+    sipp plays them in the background, 0.4 s per digit (tone and gap): the
+    next ``keys`` step cuts off digits still playing, so pause at least that long.
+    While :func:`speak` streams, sipp's digits go out as a second RTP stream that
+    Asterisk hears as each digit repeated: :func:`quiet` first.
+    """
     return ("dtmf", digits)
 
 
