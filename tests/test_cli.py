@@ -185,3 +185,17 @@ def test_console_script_is_installed():
     result = subprocess.run([str(ivr_bin), "--help"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0
     assert "verify" in result.stdout and "evaluate" in result.stdout
+
+
+def test_a_built_cohort_turns_on_normalisation_for_verify(ivr, wav, tmp_path, monkeypatch):
+    cohort_files = [str(wav(name, 7)) for name in ("bob", "carol", "dave", "erin")]
+    code, out = ivr("cohort", "build", str(tmp_path / "cohort"), *cohort_files, "--json")
+    assert code == 0, out
+    assert json.loads(out)["size"] == 4
+    ivr("enroll", "4572", *(str(wav("alice", i)) for i in range(3)))
+    monkeypatch.setenv("VOICEAUTH_VERIFICATION__COHORT_DIR", str(tmp_path / "cohort"))
+    monkeypatch.setenv("VOICEAUTH_VERIFICATION__MIN_COHORT_SIZE", "3")
+    _, out = ivr("verify", "4572", str(wav("alice", 5)), "--json")
+    decision = json.loads(out)
+    assert decision["normalisation"] == "centred-asnorm", decision
+    assert decision["outcome"] != "reject"
