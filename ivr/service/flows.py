@@ -1,4 +1,4 @@
-"""The flows ``ivr serve`` offers, built from the settings: ``verify`` and ``enroll``."""
+"""The flows ``ivr serve`` offers, built from the settings: ``verify``, ``enroll`` and ``optout``."""
 
 from __future__ import annotations
 
@@ -13,13 +13,6 @@ if TYPE_CHECKING:
     from ivr.knowledge.service import KnowledgeService
     from ivr.settings import Settings
     from voiceprints.engine import VoiceprintEngine
-
-
-def flow_config(settings: "Settings"):  # type: ignore[no-untyped-def]
-    from ivr.flows.config import FlowConfig
-
-    # VOICEAUTH_FLOWS__* (ivr.flows.config.FlowConfig documents every default).
-    return getattr(settings, "flows", None) or FlowConfig()
 
 
 @dataclass(frozen=True)
@@ -50,7 +43,7 @@ def app_services(settings: "Settings", engine: "VoiceprintEngine") -> AppService
     from ivr.policy.loader import policy_from_settings
     from ivr.secrets import load_server_secrets
 
-    config = flow_config(settings)
+    config = settings.flows
     db = open_database(settings.core().database_url())
     secrets = load_server_secrets(settings.secrets, settings.data_dir)
     knowledge = KnowledgeService(db, pepper=secrets.knowledge_pepper)
@@ -81,7 +74,7 @@ def default_flows(
     from ivr.flows.second_factors import OtpFactor
     from ivr.flows.verify import VerifyFlow
 
-    config = flow_config(settings)
+    config = settings.flows
     app = app_services(settings, engine)
     kit = app.kit
     if second_factor is None:

@@ -123,7 +123,8 @@ class VoiceAuthService:
         if self._flows is None:
             from ivr.service.flows import default_flows
 
-            self._flows = default_flows(self.engine, s, self._second_factor)
+            # Opens the IVR database (migrations) and reads the server secrets: off the event loop.
+            self._flows = await asyncio.to_thread(default_flows, self.engine, s, self._second_factor)
         if self._run_call is None:
             from ivr.flows.runner import run_call
 
