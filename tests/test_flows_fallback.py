@@ -7,6 +7,8 @@ server on loopback that receives the code, the caller typing what arrived.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
+from typing import Callable
 
 import pytest
 
@@ -14,7 +16,7 @@ from ivr.audit.log import AuditLog
 from ivr.call import CallInfo
 from ivr.consent.registry import ConsentRegistry
 from ivr.db.customers import CustomerDirectory
-from ivr.db.engine import open_database
+from ivr.db.engine import Database, open_database
 from ivr.flows.enroll import EnrollFlow
 from ivr.flows.fallback import Authenticator, FallbackKit
 from ivr.flows.optout import OptOutFlow
@@ -30,7 +32,7 @@ from ivr.otp.senders.smtp import SmtpConfig, SmtpOtpSender
 from ivr.otp.service import OtpService
 from ivr.policy.loader import load_policy
 from ivr.secrets import SecretsConfig, load_server_secrets
-from tests.fakes.mailbox import free_port, running_mailbox
+from tests.fakes.mailbox import Mailbox, free_port, running_mailbox
 from tests.scripted_call import Hangs, Keys, KeysFrom, Say, ScriptedCall
 from tests.test_flows import FAST, phone_speech
 from voiceprints.audio.telephone import telephone_channel
@@ -47,6 +49,19 @@ class Clock:
 
     def __call__(self) -> dt.datetime:
         return self.now
+
+
+@dataclass
+class World:
+    """Everything a test needs to script a call and check what it left behind."""
+
+    engine: VoiceprintEngine
+    db: Database
+    box: Mailbox
+    kit: Callable[..., FallbackKit]
+    knowledge: KnowledgeService
+    clock: Clock
+    customers: CustomerDirectory
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +102,7 @@ def world(tmp_path, ge2e, mailbox, monkeypatch):
             secrets=secrets, otp=OtpStep(LocalOtpBackend(otp_service, {"email": sender}), FAST),
             kba=KbaStep(knowledge, KnowledgePolicy(ask=2, required=2), FAST))
 
-    yield type("World", (), dict(engine=engine, db=db, box=box, kit=kit, knowledge=knowledge, clock=clock,
-                                  customers=customers))
+    yield World(engine, db, box, kit, knowledge, clock, customers)
     engine.close()
 
 
