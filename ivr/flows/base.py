@@ -61,7 +61,10 @@ Flow = Callable[[CallSession], Awaitable[FlowResult]]
 class SecondFactor(Protocol):
     """Proves the caller holds the claimed account before a voiceprint is enrolled (PIN now, OTP later)."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """What the caller was asked for, in log and result reasons ("PIN", "one-time code")."""
+        ...
 
     async def verify(self, call: "CallIO", account: str) -> bool: ...
 

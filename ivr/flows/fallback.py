@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Awaitable, Callable
 
 from ivr.audit.log import AuditEntry, AuditLog
@@ -82,7 +82,7 @@ class Authenticator:
                 if attempt.outcome is FactorOutcome.FAIL:
                     limit = await asyncio.to_thread(kit.limits.record_failure, account, caller_hash,
                                                     attempt.factor.value)
-                    identity = _replace(identity, locked=limit.locked, recent_failures=limit.recent_failures)
+                    identity = replace(identity, locked=limit.locked, recent_failures=limit.recent_failures)
             else:
                 decision = decide(kit.policy, DecisionContext(identity, tuple(factors)))
         except LimitsUnavailableError as exc:
@@ -170,9 +170,3 @@ def _outcome(decision: PolicyDecision | None, factors: list[FactorAttempt], voic
     if voice is not None and len(factors) == 1:
         return voice.result
     return Result.INCONCLUSIVE
-
-
-def _replace(identity: IdentityState, **changes: object) -> IdentityState:
-    from dataclasses import replace
-
-    return replace(identity, **changes)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from ivr.db.customers import CustomerDirectory
+from ivr.db.customers import CustomerDirectory, CustomerRecord
 from ivr.flows.callio import CallIO
 from ivr.flows.config import FlowConfig
 from ivr.knowledge.service import KnowledgeService
@@ -33,9 +33,13 @@ class PinFactor:
         for attempt in range(self.config.input_attempts):
             await io.play("enter-pin")
             entered = await io.read_digits(8, self.config.first_digit_timeout_s, self.config.next_digit_timeout_s)
-            if entered and await asyncio.to_thread(self.knowledge.check, customer, "pin", entered):
+            correct = bool(entered) and await asyncio.to_thread(self._check, customer, entered)
+            if correct:
                 return True
             if attempt + 1 < self.config.input_attempts:
                 await io.play("pin-wrong")
         log.info("enrolment: PIN not confirmed for account %s", account)
         return False
+
+    def _check(self, customer: CustomerRecord, entered: str) -> bool:
+        return self.knowledge.check(customer, "pin", entered)

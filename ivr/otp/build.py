@@ -6,6 +6,7 @@ import logging
 
 from ivr.db.engine import Database
 from ivr.otp.backends import OtpBackend
+from ivr.otp.senders.base import OtpSender
 from ivr.otp.settings import OtpSettings
 
 log = logging.getLogger("ivr.otp")
@@ -26,7 +27,7 @@ def otp_backend(settings: OtpSettings, db: Database, secret: bytes) -> OtpBacken
         from ivr.otp.backends import TwilioVerifyBackend
 
         return TwilioVerifyBackend(client, twilio.verify_service_sid, settings.code, timeout_s=twilio.timeout_s)
-    senders = {}
+    senders: dict[str, OtpSender] = {}
     if settings.smtp is not None:
         from ivr.otp.senders.smtp import SmtpOtpSender
 

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Awaitable, Mapping, Protocol
+from typing import Any, Coroutine, Mapping, Protocol
 
 from ivr.call import CallerHungUp, CallSession
 from ivr.flows.base import Flow, FlowResult, Result
@@ -24,7 +24,9 @@ log = logging.getLogger("ivr.service.calls")
 class RunCall(Protocol):
     """Runs a flow to its end, sets the result and hangs up (``ivr.flows.runner.run_call``)."""
 
-    def __call__(self, flow: Flow, call: CallSession, *, flow_name: str) -> Awaitable[FlowResult | None]: ...
+    def __call__(
+        self, flow: Flow, call: CallSession, *, flow_name: str
+    ) -> Coroutine[Any, Any, FlowResult | None]: ...
 
 
 SHUTTING_DOWN = "worker shutting down"

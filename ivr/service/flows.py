@@ -77,11 +77,10 @@ def default_flows(
     config = settings.flows
     app = app_services(settings, engine)
     kit = app.kit
-    if second_factor is None:
-        second_factor = (OtpFactor(app.customers, kit.otp) if kit.otp is not None
-                         else PinFactor(app.customers, app.knowledge, config))
+    factor: SecondFactor = second_factor or (
+        OtpFactor(app.customers, kit.otp) if kit.otp is not None else PinFactor(app.customers, app.knowledge, config))
     return {
         "verify": VerifyFlow(engine, config, Authenticator(kit) if config.step_up else None),
-        "enroll": EnrollFlow(engine, config, second_factor, kit.consent),
-        "optout": OptOutFlow(kit.consent, config, second_factor),
+        "enroll": EnrollFlow(engine, config, factor, kit.consent),
+        "optout": OptOutFlow(kit.consent, config, factor),
     }
