@@ -126,13 +126,20 @@ async def sipp_call(
     scenario_file.write_text(text)
     if audio.parent != workdir:
         (workdir / audio.name).write_bytes(audio.read_bytes())
-    start = time.monotonic()
+    return await run_sipp(lab, scenario_file, exten, workdir=workdir, sip_port=5070, media_port=6000,
+                          timeout=timeout)
+
+
+async def run_sipp(lab: Lab, scenario: Path, exten: str, *, workdir: Path, sip_port: int, media_port: int,
+                   timeout: float) -> SippResult:
+    """One sipp call as an asyncio subprocess (so servers in this loop keep serving), bounded in time."""
+    started = time.monotonic()
     process = await asyncio.create_subprocess_exec(
         "sipp",
-        "-sf", str(scenario_file),
+        "-sf", str(scenario),
         "-s", exten,
-        "-i", "127.0.0.1", "-p", "5070",
-        "-mi", "127.0.0.1", "-mp", "6000",
+        "-i", "127.0.0.1", "-p", str(sip_port),
+        "-mi", "127.0.0.1", "-mp", str(media_port),
         "-m", "1",
         "-timeout", f"{int(timeout)}", "-timeout_error",
         "-nostdin",
@@ -142,8 +149,9 @@ async def sipp_call(
         stderr=asyncio.subprocess.PIPE,
     )
     try:
-        out, err = await asyncio.wait_for(process.communicate(), timeout + 10)
+        out, err = await asyncio.wait_for(process.communicate(), timeout + 15)
     except asyncio.TimeoutError:
         process.kill()
         out, err = await process.communicate()
-    return SippResult(process.returncode or 0, out.decode(errors="replace")[-3000:], err.decode(errors="replace")[-3000:], time.monotonic() - start)
+    return SippResult(process.returncode or 0, out.decode(errors="replace")[-3000:],
+                      err.decode(errors="replace")[-3000:], time.monotonic() - started)

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from ivr.transports.ami import AmiClient, AmiMessage
-from tests.lab.asterisk import SCENARIOS, Lab, SippResult
+from tests.lab.asterisk import SCENARIOS, Lab, SippResult, run_sipp
 
 _ports = itertools.count()
 
@@ -153,43 +152,8 @@ async def place_call(
     for file in audio:
         if file.parent != workdir:
             (workdir / file.name).write_bytes(file.read_bytes())
-    started = time.monotonic()
-    process = await asyncio.create_subprocess_exec(
-        "sipp",
-        "-sf",
-        str(scenario),
-        "-s",
-        exten,
-        "-i",
-        "127.0.0.1",
-        "-p",
-        str(sip_port),
-        "-mi",
-        "127.0.0.1",
-        "-mp",
-        str(media_port),
-        "-m",
-        "1",
-        "-timeout",
-        f"{int(timeout)}",
-        "-timeout_error",
-        "-nostdin",
-        f"127.0.0.1:{lab.sip_port}",
-        cwd=workdir,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), timeout + 15)
-    except asyncio.TimeoutError:
-        process.kill()
-        out, err = await process.communicate()
-    return SippResult(
-        process.returncode or 0,
-        out.decode(errors="replace")[-3000:],
-        err.decode(errors="replace")[-3000:],
-        time.monotonic() - started,
-    )
+    return await run_sipp(lab, scenario, exten, workdir=workdir, sip_port=sip_port, media_port=media_port,
+                          timeout=timeout)
 
 
 async def channel_of(ami: AmiClient, caller: str, *, timeout: float) -> str:
