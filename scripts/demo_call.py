@@ -45,7 +45,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.lab.asterisk import Lab, LabUnavailable  # noqa: E402
-from tests.lab.callers import DialplanResults, keys, pause, place_call, speak, speech_file  # noqa: E402
+from tests.lab.callers import (  # noqa: E402
+    DialplanResults,
+    keys,
+    pause,
+    place_call,
+    running_worker,
+    speak,
+    speech_file,
+)
 
 ACCOUNT, PIN = "4572", "2580"
 # Generated prompts are cached here (shared with the lab tests): building them takes a while.
@@ -136,9 +144,7 @@ def import_demo_customer(settings, work: Path) -> str:  # type: ignore[no-untype
 
 
 async def run_calls(lab: Lab, work: Path, clock: Clock) -> list[tuple[str, dict[str, str]]]:
-    from ivr.service.worker import VoiceAuthService
     from ivr.settings import Settings
-    from ivr.transports.ami import AmiClient
 
     (work / "data").mkdir()
     settings = Settings(
@@ -155,19 +161,13 @@ async def run_calls(lab: Lab, work: Path, clock: Clock) -> list[tuple[str, dict[
     clock.say("synthesising the callers' voices (espeak-ng: ana, and luis as the impostor)")
     audio = await asyncio.to_thread(caller_audio, work)
     clock.say("starting the worker (model, encrypted SQLite store, prompts, AMI login)")
-    service = VoiceAuthService(settings)
-    await service.start()
-    try:
-        await service.ami.wait_connected(15)
-        async with AmiClient("127.0.0.1", lab.ami_port, username=lab.ami_user, secret=lab.ami_secret) as ami:
-            await ami.wait_connected(10)
-            results = DialplanResults(ami)
-            try:
-                return await _calls(lab, work, audio, results, clock)
-            finally:
-                results.close()
-    finally:
-        await service.stop(grace_s=1)
+    async with running_worker(settings), lab.ami_client() as ami:
+        await ami.wait_connected(10)
+        results = DialplanResults(ami)
+        try:
+            return await _calls(lab, work, audio, results, clock)
+        finally:
+            results.close()
 
 
 async def _calls(lab: Lab, work: Path, audio: dict[str, Path], results: DialplanResults,

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -166,7 +166,7 @@ class VoiceprintEngine:
             min_speech_s=vconf.min_speech_s, extra_reasons=tuple(reasons),
         )
         latency = (time.perf_counter() - started) * 1000.0
-        decision = _with_latency(decision, latency)
+        decision = replace(decision, latency_ms=latency)
         log.info("verify speaker %s: %s (score %s, %s) in %.0f ms", speaker_id, decision.outcome.value,
                  "n/a" if score is None else f"{score:.3f}", normalisation, latency)
         return decision
@@ -282,12 +282,6 @@ class _Normaliser:
 def _min_or_none(values) -> float | None:  # type: ignore[no-untyped-def]
     present = [v for v in values if v is not None]
     return round(min(present), 1) if present else None
-
-
-def _with_latency(decision: Decision, latency_ms: float) -> Decision:
-    from dataclasses import replace
-
-    return replace(decision, latency_ms=latency_ms)
 
 
 def open_engine(config: CoreConfig) -> VoiceprintEngine:

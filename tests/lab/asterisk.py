@@ -12,6 +12,10 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ivr.transports.ami import AmiClient
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO / "scripts" / "lab"
@@ -31,6 +35,12 @@ class Lab:
     agi_port: int = 4573
     ami_user: str = "voiceauth"
     ami_secret: str = "voiceauth-lab"  # matches scripts/lab/etc/manager.conf
+
+    def ami_client(self, **kwargs: float) -> "AmiClient":
+        """An AMI client logged in as the lab's manager user (connect with ``async with``)."""
+        from ivr.transports.ami import AmiClient
+
+        return AmiClient("127.0.0.1", self.ami_port, username=self.ami_user, secret=self.ami_secret, **kwargs)
 
     def _env(self) -> dict[str, str]:
         return {

@@ -15,14 +15,20 @@ it with ``keys("[$code]#")``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, AsyncIterator
 
 import numpy as np
 
 from ivr.transports.ami import AmiClient, AmiMessage
 from tests.lab.asterisk import SCENARIOS, Lab, SippResult, run_sipp
+
+if TYPE_CHECKING:
+    from ivr.service.worker import VoiceAuthService
+    from ivr.settings import Settings
 
 _ports = itertools.count()
 
@@ -222,3 +228,17 @@ def speech_file(path: Path, clips: list[np.ndarray], *, gap_s: float = 1.5, lead
         parts += [clip.astype(np.float32), gap]
     path.write_bytes(to_ulaw(np.concatenate(parts)))
     return path
+
+
+@contextlib.asynccontextmanager
+async def running_worker(settings: "Settings") -> AsyncIterator["VoiceAuthService"]:
+    """The worker started on ``settings`` and logged in to AMI; stopped (1 s grace) on exit."""
+    from ivr.service.worker import VoiceAuthService
+
+    service = VoiceAuthService(settings)
+    await service.start()
+    try:
+        await service.ami.wait_connected(15)
+        yield service
+    finally:
+        await service.stop(grace_s=1)

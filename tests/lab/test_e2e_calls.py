@@ -30,9 +30,8 @@ import pytest_asyncio
 from ivr.prompts.catalog import PROMPTS
 from ivr.service.worker import VoiceAuthService
 from ivr.settings import Settings
-from ivr.transports.ami import AmiClient
 from tests.lab.asterisk import REPO, Lab
-from tests.lab.callers import DialplanResults, keys, pause, place_call, speak, speech_file
+from tests.lab.callers import DialplanResults, keys, pause, place_call, running_worker, speak, speech_file
 from tests.speech import SENTENCES, SPEAKERS, synth
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
@@ -105,18 +104,13 @@ async def worker(settings: Settings):
         customer = CustomerDirectory(db).add(account)
         KnowledgeService(db, pepper=pepper).set_answers(customer, {"pin": pin})
     db.dispose()
-    service = VoiceAuthService(settings)
-    await service.start()
-    await service.ami.wait_connected(15)
-    yield service
-    await service.stop(grace_s=1)
+    async with running_worker(settings) as service:
+        yield service
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def results(asterisk: Lab):
-    async with AmiClient(
-        "127.0.0.1", asterisk.ami_port, username=asterisk.ami_user, secret=asterisk.ami_secret
-    ) as ami:
+    async with asterisk.ami_client() as ami:
         await ami.wait_connected(10)
         events = DialplanResults(ami)
         yield events

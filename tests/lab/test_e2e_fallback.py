@@ -35,7 +35,6 @@ import pytest
 import pytest_asyncio
 
 from ivr.prompts.catalog import PROMPTS
-from ivr.service.worker import VoiceAuthService
 from ivr.settings import Settings
 from ivr.transports.ami import AmiClient
 from tests.fakes.mailbox import Mailbox, running_mailbox
@@ -46,6 +45,7 @@ from tests.lab.callers import (
     keys,
     pause,
     place_call,
+    running_worker,
     send_text,
     quiet,
     speak,
@@ -121,18 +121,13 @@ async def worker(settings: Settings):
     db = open_database(settings.core().database_url())
     CustomerDirectory(db).add(ACCOUNT, email=EMAIL, preferred_otp_channel="email", language="en")
     db.dispose()
-    service = VoiceAuthService(settings)
-    await service.start()
-    await service.ami.wait_connected(15)
-    yield service
-    await service.stop(grace_s=1)
+    async with running_worker(settings) as service:
+        yield service
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def ami(asterisk: Lab):
-    async with AmiClient(
-        "127.0.0.1", asterisk.ami_port, username=asterisk.ami_user, secret=asterisk.ami_secret
-    ) as client:
+    async with asterisk.ami_client() as client:
         await client.wait_connected(10)
         yield client
 

@@ -22,7 +22,6 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from ivr.transports.ami import AmiClient
 from tests.lab.asterisk import REPO, Lab
 from tests.lab.callers import DialplanResults, keys, pause, place_call, speak, speech_file
 from tests.speech import SENTENCES, SPEAKERS, synth
@@ -83,9 +82,7 @@ async def serve(asterisk: Lab, tmp_path_factory: pytest.TempPathFactory):
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def results(asterisk: Lab):
-    async with AmiClient(
-        "127.0.0.1", asterisk.ami_port, username=asterisk.ami_user, secret=asterisk.ami_secret
-    ) as ami:
+    async with asterisk.ami_client() as ami:
         await ami.wait_connected(10)
         events = DialplanResults(ami)
         yield events

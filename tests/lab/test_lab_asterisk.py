@@ -69,7 +69,7 @@ def write_prompt(path: Path, seconds: float, rate: int = 16000) -> None:
 
 @pytest.fixture
 async def ami(asterisk: Lab):
-    async with AmiClient("127.0.0.1", asterisk.ami_port, username=asterisk.ami_user, secret=asterisk.ami_secret) as client:
+    async with asterisk.ami_client() as client:
         await client.wait_connected(10)
         yield client
 
@@ -113,7 +113,7 @@ async def test_audiosocket_call_delivers_speech_digits_and_result(
                 break
         seen["digits"] = digits
         # A client that connected after the VarSet event still finds the channel (AMI Status fallback).
-        async with AmiClient("127.0.0.1", asterisk.ami_port, username=asterisk.ami_user, secret=asterisk.ami_secret) as late:
+        async with asterisk.ami_client() as late:
             await late.wait_connected(5)
             seen["late_channel"] = await late.find_channel("VOICEAUTH_UUID", session.info.call_id)
         started = time.monotonic()
