@@ -44,6 +44,10 @@ class CallInfo:
     language: str = "en"
     # Dialplan-provided parameters (e.g. the claimed account, the flow's mode).
     params: Mapping[str, str] = field(default_factory=dict)
+    # Where the call came in (Asterisk: the channel's technology/endpoint,
+    # e.g. "PJSIP/carrier-a"): callers with a withheld number share one
+    # attempt limit per trunk, and each trunk has an overall rate.
+    trunk: str | None = None
 
 
 class CallSession(Protocol):

@@ -19,9 +19,6 @@ _TWO_DIGIT_CODES = frozenset(
     "60 61 62 63 64 65 66 81 82 84 86 90 91 92 93 94 95 98".split()
 )
 _E164 = re.compile(r"\+[1-9]\d{6,14}")
-# Deliberately loose: the mail server is the authority on addresses; this
-# only catches obvious typos in imported data (no @, no dot in the domain).
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 # Enough digits to recognise the number, too few to call it.
 _VISIBLE_TAIL = 4
 
@@ -36,20 +33,48 @@ def country_code(e164: str) -> str:
 
 
 def parse_e164(raw: str) -> str:
-    """``"+57 300 123-4567"`` -> ``"+573001234567"``; ValueError if it cannot be E.164."""
+    """``"+57 300 123-4567"`` -> ``"+573001234567"``; ValueError if it is not a valid international number.
+
+    Google's libphonenumber (``phonenumbers``) knows each country's number
+    plan: a digit too many or a number range that does not exist is caught
+    here, at import, not when a code fails to arrive mid-call.
+    """
+    import phonenumbers
+
     compact = re.sub(r"[\s\-().]", "", raw)
-    if not _E164.fullmatch(compact):
+    try:
+        number = phonenumbers.parse(compact, None)
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is None or not _E164.fullmatch(compact):
         raise ValueError(
             f"phone number {mask_phone(compact)!s} is not in international E.164 form (+ country code and number)"
         )
-    return compact
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError(f"phone number {mask_phone(compact)!s} is not a valid number in country code "
+                         f"+{number.country_code} (wrong length or range)")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def parse_email(raw: str) -> str:
+    """A syntactically valid address on a domain of deliverable form, not a throw-away one; ValueError otherwise.
+
+    ``email-validator`` checks the syntax and that the domain could receive
+    mail (no DNS lookup: workers often cannot reach it);
+    ``disposable-email-domains`` lists throw-away mailboxes, which an
+    attacker would use to receive a customer's codes.
+    """
+    from disposable_email_domains import blocklist
+    from email_validator import EmailNotValidError, validate_email
+
     address = raw.strip()
-    if not _EMAIL.fullmatch(address) or len(address) > 254:
-        raise ValueError(f"e-mail address {mask_email(address)} is not a valid address")
-    return address
+    try:
+        checked = validate_email(address, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(f"e-mail address {mask_email(address)} is not a valid address: {exc}") from None
+    if checked.domain.lower() in blocklist:
+        raise ValueError(f"e-mail address {mask_email(address)} is on a disposable e-mail domain")
+    return checked.normalized
 
 
 def mask_phone(phone: str) -> str:

@@ -1,8 +1,9 @@
 """Server-side secrets of the fallback factors, and the keyed hash of caller numbers.
 
-Three independent 32-byte keys: the HMAC key for caller numbers (so audit
+Four independent 32-byte keys: the HMAC key for caller numbers (so audit
 rows and rate-limit rows never hold a phone number), the one-time-code HMAC
-secret, and the knowledge-answer pepper. Each comes from the environment
+secret, the knowledge-answer pepper, and the key that seals the audit log
+(kept outside the database, so a database role cannot forge audit rows). Each comes from the environment
 (``VOICEAUTH_SECRETS__CALLER_KEY=<base64>`` and so on), else from a secrets
 file (``VOICEAUTH_SECRETS__FILE``), else from ``DATA_DIR/server.secrets``,
 generated with mode 0600 on first use like the voiceprint key file.
@@ -23,21 +24,30 @@ import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, SecretStr
 
 from voiceprints.private_files import PrivateFileError, create_private_text, read_private_text
 
+if TYPE_CHECKING:
+    from ivr.limits.service import CallOrigin
+
 log = logging.getLogger(__name__)
 
 DEFAULT_SECRETS_FILE = "server.secrets"
-SECRET_NAMES = ("caller_key", "otp_secret", "knowledge_pepper")
+SECRET_NAMES = ("caller_key", "otp_secret", "knowledge_pepper", "audit_key")
 # RFC 2104: HMAC keys shorter than the hash output weaken it.
 SECRET_BYTES = 32
 # What switches and carriers send when the number is withheld: hashing them
 # would put every anonymous caller into one shared rate-limit bucket, which
 # one abuser could exhaust for everybody.
 _WITHHELD = {"", "anonymous", "unknown", "private", "restricted", "unavailable", "withheld"}
+# What a caller number can look like once spaces and dashes are gone: an
+# optional "+" and 3-15 digits (E.164 has at most 15). Anything else (a SIP
+# user name, letters, an empty string) is not a number anyone can be called
+# back on, and is limited with the withheld numbers.
+_NUMBER = re.compile(r"\+?\d{3,15}")
 
 
 class SecretsError(Exception):
@@ -51,6 +61,7 @@ class SecretsConfig(BaseModel):
     caller_key: SecretStr | None = None
     otp_secret: SecretStr | None = None
     knowledge_pepper: SecretStr | None = None
+    audit_key: SecretStr | None = None
     # None: DATA_DIR/server.secrets, created on first use.
     file: Path | None = None
 
@@ -60,6 +71,7 @@ class ServerSecrets:
     caller_key: bytes
     otp_secret: bytes
     knowledge_pepper: bytes
+    audit_key: bytes
 
     def __repr__(self) -> str:
         return "ServerSecrets(<hidden>)"
@@ -74,12 +86,24 @@ class ServerSecrets:
         """
         return caller_hash(self.caller_key, number)
 
+    def call_origin(self, number: str | None, trunk: str | None) -> "CallOrigin":
+        """What the limits count for a call: the number's hash, or the trunk's shared withheld bucket."""
+        from ivr.limits.service import CallOrigin
+
+        trunk = trunk or "default"
+        hashed = self.caller_hash(number)
+        if hashed is not None:
+            return CallOrigin(caller=hashed, trunk=trunk)
+        withheld = hmac.new(self.caller_key, b"withheld:" + trunk.encode(), hashlib.sha256).hexdigest()
+        return CallOrigin(withheld=withheld, trunk=trunk)
+
 
 def caller_hash(key: bytes, number: str | None) -> str | None:
+    """None for a withheld or invalid number (see ``_NUMBER``)."""
     if number is None:
         return None
     compact = re.sub(r"[\s\-().]", "", number).lower()
-    if compact in _WITHHELD:
+    if compact in _WITHHELD or not _NUMBER.fullmatch(compact):
         return None
     return hmac.new(key, b"caller:" + compact.encode(), hashlib.sha256).hexdigest()
 
@@ -105,6 +129,8 @@ def load_server_secrets(config: SecretsConfig, data_dir: Path) -> ServerSecrets:
         else:
             path = Path(data_dir) / DEFAULT_SECRETS_FILE
             from_file = _read(path) if path.exists() else _create(path)
+            if any(name not in from_file for name in missing):
+                from_file = _add_missing(path, from_file)
         for name in missing:
             if name not in from_file:
                 raise SecretsError(
@@ -153,11 +179,20 @@ def _read(path: Path) -> dict[str, bytes]:
         raise SecretsError(f"{exc}; expected 'name:base64' lines") from None
 
 
+def _add_missing(path: Path, found: dict[str, bytes]) -> dict[str, bytes]:
+    """A generated file from an older version lacks a newer secret: append one (the others never change)."""
+    added = {name: secrets.token_bytes(SECRET_BYTES) for name in SECRET_NAMES if name not in found}
+    with path.open("a", encoding="ascii") as out:
+        out.writelines(f"{name}:{base64.b64encode(value).decode()}\n" for name, value in added.items())
+    log.warning("added %s to the server secrets in %s; back this file up", ", ".join(added), path)
+    return {**found, **added}
+
+
 def _create(path: Path) -> dict[str, bytes]:
     """Create the default file (0600); a process losing the race to create it reads the winner's."""
     values = {name: secrets.token_bytes(SECRET_BYTES) for name in SECRET_NAMES}
     text = "".join(
-        ["# voiceauth server secrets (caller-number hashing, one-time codes, knowledge pepper).\n",
+        ["# voiceauth server secrets (caller-number hashing, one-time codes, knowledge pepper, audit seal).\n",
          "# BACK THIS UP.\n"] + [f"{name}:{base64.b64encode(value).decode()}\n" for name, value in values.items()])
     if not create_private_text(path, text):
         return _read(path)

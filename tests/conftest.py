@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.lab.asterisk import Lab, LabUnavailable
 from tests.speech import SPEAKERS, Speaker, espeak_available, synth, utterances
 
 
@@ -39,3 +42,40 @@ def utterances_of(speech_cache: Path):
         return utterances(SPEAKERS[name], count, sample_rate, speech_cache, offset)
 
     return _utts
+
+
+# --- the lab Asterisk (tests marked lab: tests/lab, tests/security) ---------------
+@pytest.fixture(scope="session")
+def asterisk() -> Lab:
+    """A running lab Asterisk 22, built on first use (~1 min) and stopped at the end of the session."""
+    for tool in ("debootstrap", "sipp"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} is not installed: apt-get install debootstrap sip-tester")
+    lab = Lab()
+    try:
+        if not lab.built:
+            lab.build()
+        lab.start()
+    except (LabUnavailable, subprocess.TimeoutExpired) as exc:
+        pytest.fail(f"lab Asterisk unavailable: {exc}")
+    yield lab
+    lab.stop()
+
+
+@pytest.fixture(scope="session")
+def caller_speech(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """About 2 s of synthetic speech as headerless 8 kHz mu-law, the way sipp streams it."""
+    if shutil.which("espeak-ng") is None or shutil.which("sox") is None:
+        pytest.fail("espeak-ng and sox are needed: apt-get install espeak-ng sox")
+    work = tmp_path_factory.mktemp("caller")
+    wav = work / "speech.wav"
+    ulaw = work / "speech.ulaw"
+    subprocess.run(
+        ["espeak-ng", "-v", "en+m3", "-s", "150", "-w", str(wav), "my voice is my password, verify me"],
+        check=True, capture_output=True, timeout=30,
+    )
+    subprocess.run(
+        ["sox", str(wav), "-t", "raw", "-e", "mu-law", "-r", "8000", "-c", "1", str(ulaw)],
+        check=True, capture_output=True, timeout=30,
+    )
+    return ulaw

@@ -33,7 +33,7 @@ def db(tmp_path: Path):
 
 @pytest.fixture
 def log(db) -> AuditLog:
-    return AuditLog(db)
+    return AuditLog(db, key=KEY)
 
 
 def attempt(
@@ -286,6 +286,6 @@ def test_an_unreachable_database_is_a_clear_error() -> None:
     gone = open_database("postgresql+psycopg://postgres@127.0.0.1:1/nothing?connect_timeout=1", migrate=False)
     try:
         with pytest.raises(AuditUnavailableError, match="cannot be reached"):
-            AuditLog(gone).record(AuditEntry(flow="verify", result="PASS"))
+            AuditLog(gone, key=KEY).record(AuditEntry(flow="verify", result="PASS"))
     finally:
         gone.dispose()

@@ -42,6 +42,12 @@ def data_dir(tmp_path: Path, monkeypatch) -> Path:
     return data
 
 
+def audit_key(db) -> bytes:  # type: ignore[no-untyped-def]
+    """The key the CLI seals audit rows with (the data directory's generated secrets)."""
+    url = str(db.engine.url)
+    return load_server_secrets(SecretsConfig(), Path(url.removeprefix("sqlite:///")).parent).audit_key
+
+
 @pytest.fixture
 def ivr(data_dir: Path):
     """Run ``ivr ARGS``; returns (exit code, stdout, stderr)."""
@@ -165,7 +171,7 @@ def test_audit_filters_export_csv_and_summarise(ivr, db, tmp_path: Path) -> None
     from ivr.audit import AuditEntry, AuditLog
     from ivr.policy import Action, Factor, FactorAttempt, FactorOutcome, PolicyDecision
 
-    log = AuditLog(db)
+    log = AuditLog(db, key=audit_key(db))
     day = datetime(2025, 6, 1, 10, tzinfo=timezone.utc)
     for identity, outcome, result in (
         ("1001", "pass", "PASS"),
@@ -225,7 +231,7 @@ def test_audit_filters_export_csv_and_summarise(ivr, db, tmp_path: Path) -> None
 def test_purge_reports_and_dry_run_keeps_everything(ivr, db) -> None:
     from ivr.audit import AuditEntry, AuditLog
 
-    AuditLog(db).record(
+    AuditLog(db, key=audit_key(db)).record(
         AuditEntry(flow="verify", result="PASS", at=datetime(2000, 1, 1, tzinfo=timezone.utc))
     )
     code, out, _ = ivr("purge", "--dry-run", "--json")
@@ -233,7 +239,8 @@ def test_purge_reports_and_dry_run_keeps_everything(ivr, db) -> None:
     assert len(AuditLog(db).query()) == 1
     code, out, _ = ivr("purge")
     assert code == OK and "deleted" in out and "1 audit row(s)" in out
-    assert AuditLog(db).query() == []
+    [left] = AuditLog(db).query()
+    assert (left.flow, left.call_id) == ("purge", "cli"), "the purge itself is audited"
 
 
 def test_an_unreachable_database_is_one_clear_line_and_exit_7(ivr, monkeypatch) -> None:

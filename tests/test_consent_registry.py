@@ -124,7 +124,7 @@ def test_purge_applies_every_retention_limit_and_dry_run_changes_nothing(db, sto
         from ivr.db import ConsentEvent
 
         session.add(ConsentEvent(identity="left-over", kind="opted_out", at=now, channel="ivr-optout"))
-    audit = AuditLog(db)
+    audit = AuditLog(db, key=b"a" * 32)
     audit.record(AuditEntry(flow="verify", result="PASS", identity="in-use", at=now))
     audit.record(AuditEntry(flow="verify", result="PASS", identity="in-use", at=later - timedelta(days=1)))
     customer = CustomerDirectory(db).add("in-use", phone_e164="+573001234567")

@@ -178,3 +178,15 @@ def test_fallback_reason_counts_the_other_enrolled_speakers(engine, utterances_o
     engine.enroll("erin", phone(utterances_of("erin", 3)))
     decision = engine.verify("alice", phone(utterances_of("alice", 1, offset=4))[0])
     assert any("cohort has 1 other speaker(s)" in r for r in decision.reasons), decision.reasons
+
+
+def test_a_cohort_of_identical_voiceprints_does_not_break_verification(tmp_path, monkeypatch):
+    """Every cohort voiceprint equal to the mean: centring leaves nothing to normalise with; plain cosine."""
+    import numpy as np
+
+    from voiceprints.cohort import Cohort
+    from voiceprints.engine import _Normaliser
+
+    same = np.tile(np.eye(1, 8, dtype=np.float32), (5, 1))
+    normaliser = _Normaliser.build(Cohort("m", tuple("abcde"), same), 200, centred=True)
+    assert normaliser.asnorm is None

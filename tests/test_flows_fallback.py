@@ -14,27 +14,20 @@ import pytest
 
 from ivr.audit.log import AuditLog
 from ivr.call import CallInfo
-from ivr.consent.registry import ConsentRegistry
 from ivr.db.customers import CustomerDirectory
-from ivr.db.engine import Database, open_database
-from ivr.flows.enroll import EnrollFlow
-from ivr.flows.fallback import Authenticator, FallbackKit
-from ivr.flows.optout import OptOutFlow
+from ivr.db.engine import Database
 from ivr.flows.runner import run_call
-from ivr.flows.second_factors import KbaStep, OtpFactor, OtpStep
-from ivr.flows.verify import VerifyFlow
-from ivr.knowledge.policy import KnowledgePolicy
 from ivr.knowledge.service import KnowledgeService
 from ivr.limits.service import Limits
 from ivr.otp.backends import LocalOtpBackend
+from ivr.otp.caps import OtpSendCaps
 from ivr.otp.config import OtpConfig
 from ivr.otp.senders.smtp import SmtpConfig, SmtpOtpSender
 from ivr.otp.service import OtpService
-from ivr.policy.loader import load_policy
-from ivr.secrets import SecretsConfig, load_server_secrets
 from tests.fakes.mailbox import Mailbox, free_port, running_mailbox
+from tests.flow_kit import FAST, Lines, build_lines
 from tests.scripted_call import Hangs, Keys, KeysFrom, Say, ScriptedCall
-from tests.test_flows import FAST, phone_speech
+from tests.test_flows import phone_speech
 from voiceprints.audio.telephone import telephone_channel
 from voiceprints.config import CoreConfig
 from voiceprints.engine import VoiceprintEngine
@@ -58,7 +51,7 @@ class World:
     engine: VoiceprintEngine
     db: Database
     box: Mailbox
-    kit: Callable[..., FallbackKit]
+    lines: Callable[..., Lines]
     knowledge: KnowledgeService
     clock: Clock
     customers: CustomerDirectory
@@ -84,30 +77,25 @@ def world(tmp_path, ge2e, mailbox, monkeypatch):
     box, port = mailbox
     config = CoreConfig(data_dir=tmp_path)
     engine = VoiceprintEngine(ge2e, open_store(config), config)
-    db = open_database(config.database_url())
-    secrets = load_server_secrets(SecretsConfig(), tmp_path)
-    customers = CustomerDirectory(db)
-    customers.add(ACCOUNT, email="maria.lopez@example.com", phone_e164="+573001234567",
-                  preferred_otp_channel="email", language="en")
-    knowledge = KnowledgeService(db, pepper=secrets.knowledge_pepper)
     clock = Clock()
-    otp_service = OtpService(db, secrets.otp_secret, OtpConfig(), clock=clock)
 
-    def kit(smtp_port: int = port) -> FallbackKit:
+    def lines(smtp_port: int = port) -> Lines:
         sender = SmtpOtpSender(SmtpConfig(host="127.0.0.1", port=smtp_port, from_address="codes@bank.example",
                                           starttls=False, timeout_s=2.0))
-        return FallbackKit(
-            db=db, policy=load_policy(), limits=Limits(db), audit=AuditLog(db),
-            consent=ConsentRegistry(db, policy_version="test-1", store=engine.store), customers=customers,
-            secrets=secrets, otp=OtpStep(LocalOtpBackend(otp_service, {"email": sender}), FAST),
-            kba=KbaStep(knowledge, KnowledgePolicy(ask=2, required=2), FAST))
+        built = build_lines(engine, clock=clock, notifier_senders={"email": sender})
+        otp_service = OtpService(built.db, built.secrets.otp_secret, OtpConfig(), clock=clock)
+        backend = LocalOtpBackend(otp_service, {"email": sender}, caps=OtpSendCaps(built.db, OtpConfig(), clock=clock))
+        return build_lines(engine, otp=backend, clock=clock, notifier_senders={"email": sender})
 
-    yield World(engine, db, box, kit, knowledge, clock, customers)
+    first = lines()
+    first.customers.add(ACCOUNT, email="maria.lopez@example.com", phone_e164="+573001234567",
+                        preferred_otp_channel="email", language="en")
+    yield World(engine, first.db, box, lines, first.knowledge, clock, first.customers)
     engine.close()
 
 
-def verify(world, **kit_args) -> VerifyFlow:
-    return VerifyFlow(world.engine, FAST, Authenticator(world.kit(**kit_args)))
+def verify(world, **kit_args):  # type: ignore[no-untyped-def]
+    return world.lines(**kit_args).verify()
 
 
 def enrol_alice(world, utterances_of) -> None:
@@ -127,7 +115,7 @@ async def test_inconclusive_voice_steps_up_to_an_emailed_code_and_passes(world, 
     [row] = AuditLog(world.db).query()
     assert [f["factor"] for f in row.factors] == ["voice", "otp"]
     assert [f["outcome"] for f in row.factors] == ["inconclusive", "pass"]
-    assert row.rule == "second-factor-pass" and row.result == "PASS"
+    assert row.rule == "code-pass" and row.result == "PASS"
     assert world.box.latest_code() not in repr(row.to_dict())
 
 
@@ -148,12 +136,12 @@ async def test_impostor_cannot_pass_with_wrong_codes_and_failures_are_counted(wo
     await run_call(verify(world), call)
     assert call.result["VOICEAUTH_RESULT"] != "PASS"
     assert call.played.count("otp-enter") == OtpConfig().max_attempts
-    assert Limits(world.db).check(ACCOUNT, None).recent_failures == 2  # voice and code
+    assert Limits(world.db, clock=world.clock).check(ACCOUNT, None).recent_failures == 2  # voice and code
 
 
 async def test_repeated_failures_lock_the_account_and_the_next_call_hears_no_prompt(world, utterances_of):
     enrol_alice(world, utterances_of)
-    limits = Limits(world.db)
+    limits = Limits(world.db, clock=world.clock)
     for _ in range(limits.config.identity.max_events):
         limits.record_failure(ACCOUNT, None, "voice")
     call = ScriptedCall({"enter-account": [Keys(ACCOUNT + "#")]})
@@ -162,18 +150,20 @@ async def test_repeated_failures_lock_the_account_and_the_next_call_hears_no_pro
     assert "verify-speak" not in call.played and world.box.messages == []
 
 
-async def test_known_customer_without_voiceprint_gets_a_code(world):
+async def test_known_customer_without_voiceprint_is_asked_to_speak_then_gets_a_code(world):
     call = ScriptedCall({"enter-account": [Keys(ACCOUNT + "#")],
                          "otp-enter": [KeysFrom(lambda: world.box.latest_code() + "#")]})
     await run_call(verify(world), call)
     assert call.result["VOICEAUTH_RESULT"] == "PASS" and call.result["VOICEAUTH_METHOD"] == "otp"
-    assert "verify-speak" not in call.played
+    assert call.played[:3] == ["enter-account", "verify-speak", "otp-sent-email"]
 
 
-async def test_unknown_account_is_not_enrolled(world):
-    call = ScriptedCall({"enter-account": [Keys("99999#")]})
+async def test_unknown_account_hears_what_a_customer_hears_and_nothing_is_sent(world):
+    call = ScriptedCall({"enter-account": [Keys("99999#")], "otp-enter": [Keys("123456#")] * 3})
     await run_call(verify(world), call)
     assert call.result["VOICEAUTH_RESULT"] == "NOT_ENROLLED"
+    assert call.played[:3] == ["enter-account", "verify-speak", "otp-sent-email"]
+    assert "otp-too-many" in call.played
     assert world.box.messages == []
 
 
@@ -218,55 +208,87 @@ async def test_hang_up_while_typing_the_code_sets_nothing(world):
     assert call.result is None
 
 
-async def test_undeliverable_code_falls_back_to_knowledge_questions(world):
-    customer = world.customers.get(ACCOUNT)
-    world.knowledge.set_answers(customer, {"dob": "15/03/1987", "postal_code": "110111"})
-    answers = {"kba-dob": [Keys("15031987#")], "kba-postal-code": [Keys("110111#")]}
-    call = ScriptedCall({"enter-account": [Keys(ACCOUNT + "#")], **answers})
+def grey_band_for_every_voice(world) -> None:
+    """Thresholds under which any good speech scores in the grey band (a bad line, a cold)."""
+    from voiceprints.store.base import Calibration
+
+    for normalisation in ("none", "asnorm", "centred-asnorm"):
+        world.engine.store.save_calibration(Calibration(
+            world.engine.model_id, normalisation, accept_threshold=100.0, reject_threshold=-100.0,
+            target_far=0.001, target_frr=0.02, n_target=1, n_nontarget=1, source="test: all grey"))
+
+
+ANSWERS = {"kba-dob": [Keys("15031987#")], "kba-postal-code": [Keys("110111#")]}
+
+
+async def test_undeliverable_code_lets_knowledge_questions_confirm_a_grey_band_voice(world, utterances_of):
+    enrol_alice(world, utterances_of)
+    grey_band_for_every_voice(world)
+    world.knowledge.set_answers(world.customers.get(ACCOUNT), {"dob": "15/03/1987", "postal_code": "110111"})
+    call = ScriptedCall({"enter-account": [Keys(ACCOUNT + "#")],
+                         "verify-speak": [Say(phone_speech(utterances_of, "alice", 5))], **ANSWERS})
     await run_call(verify(world, smtp_port=free_port()), call)
     assert "otp-unavailable" in call.played
-    assert call.result["VOICEAUTH_RESULT"] == "PASS" and call.result["VOICEAUTH_METHOD"] == "kba"
+    assert call.result["VOICEAUTH_RESULT"] == "PASS" and call.result["VOICEAUTH_METHOD"] == "kba", call.result
     [row] = AuditLog(world.db).query()
+    assert row.rule == "knowledge-confirms-grey-voice"
     assert "15031987" not in repr(row.to_dict()) and "110111" not in repr(row.to_dict())
 
 
-async def test_wrong_knowledge_answers_do_not_pass(world):
-    customer = world.customers.get(ACCOUNT)
-    world.knowledge.set_answers(customer, {"dob": "15/03/1987", "postal_code": "110111"})
+async def test_knowledge_answers_never_stand_in_for_a_voice_that_was_absent(world, utterances_of):
+    enrol_alice(world, utterances_of)
+    world.knowledge.set_answers(world.customers.get(ACCOUNT), {"dob": "15/03/1987", "postal_code": "110111"})
+    call = ScriptedCall({"enter-account": [Keys(ACCOUNT + "#")], **ANSWERS})  # silent at the voice prompt
+    await run_call(verify(world, smtp_port=free_port()), call)
+    assert call.result["VOICEAUTH_RESULT"] != "PASS"
+    assert "kba-intro" not in call.played
+
+
+async def test_wrong_knowledge_answers_do_not_pass(world, utterances_of):
+    enrol_alice(world, utterances_of)
+    grey_band_for_every_voice(world)
+    world.knowledge.set_answers(world.customers.get(ACCOUNT), {"dob": "15/03/1987", "postal_code": "110111"})
     call = ScriptedCall({"enter-account": [Keys(ACCOUNT + "#")],
+                         "verify-speak": [Say(phone_speech(utterances_of, "alice", 5))],
                          "kba-dob": [Keys("01011990#")], "kba-postal-code": [Keys("999999#")]})
     await run_call(verify(world, smtp_port=free_port()), call)
+    assert "kba-intro" in call.played
     assert call.result["VOICEAUTH_RESULT"] != "PASS"
 
 
-async def test_enrolment_line_with_a_one_time_code_records_consent(world, utterances_of):
-    kit = world.kit()
-    flow = EnrollFlow(world.engine, FAST, OtpFactor(world.customers, kit.otp), kit.consent)
+async def test_enrolment_line_with_a_one_time_code_records_consent_and_tells_the_customer(world, utterances_of):
+    lines = world.lines()
     call = ScriptedCall({
         "enter-account": [Keys(ACCOUNT + "#")],
         "otp-enter": [KeysFrom(lambda: world.box.latest_code() + "#")],
         "enroll-consent": [Keys("1")],
         **{f"enroll-say-{i + 1}": [Say(phone_speech(utterances_of, "alice", i))] for i in range(3)},
     })
-    await run_call(flow, call)
+    await run_call(lines.enroll(), call)
     assert call.result["VOICEAUTH_RESULT"] == "ENROLLED"
-    state = kit.consent.state(ACCOUNT)
+    state = lines.guard.kit.consent.state(ACCOUNT)
     assert state.consented and state.consent.channel == "ivr-enroll" and state.consent.policy_version == "test-1"
+    [notice] = world.box.notices("maria.lopez@example.com")
+    assert "voiceprint was created" in notice and ACCOUNT not in notice
 
 
-async def test_opt_out_deletes_the_voiceprint_and_voice_is_never_asked_again(world, utterances_of):
+async def test_opt_out_deletes_the_voiceprint_and_voice_is_never_scored_again(world, utterances_of):
     enrol_alice(world, utterances_of)
-    kit = world.kit()
+    lines = world.lines()
     optout = ScriptedCall({"enter-account": [Keys(ACCOUNT + "#")],
                            "otp-enter": [KeysFrom(lambda: world.box.latest_code() + "#")],
                            "optout-confirm": [Keys("1")]})
-    await run_call(OptOutFlow(kit.consent, FAST, OtpFactor(world.customers, kit.otp)), optout)
+    await run_call(lines.optout(), optout)
     assert optout.result["VOICEAUTH_RESULT"] == "OPTED_OUT"
     assert world.engine.store.get_voiceprint(ACCOUNT, world.engine.model_id) is None
-    assert kit.consent.state(ACCOUNT).opted_out
+    assert lines.guard.kit.consent.state(ACCOUNT).opted_out
+    assert any("voiceprint used for voice authentication on your account was deleted" in n
+               for n in world.box.notices())
     later = ScriptedCall({"enter-account": [Keys(ACCOUNT + "#")],
+                          "verify-speak": [Say(phone_speech(utterances_of, "alice", 5))],
                           "otp-enter": [KeysFrom(lambda: world.box.latest_code() + "#")]},
                          info=CallInfo("call-2", "3001234567", "en", {}))
-    await run_call(verify(world), later)
-    assert "verify-speak" not in later.played
+    await run_call(lines.verify(), later)
     assert later.result["VOICEAUTH_RESULT"] == "PASS" and later.result["VOICEAUTH_METHOD"] == "otp"
+    assert "voice refused" in later.result["VOICEAUTH_REASON"] or "voice not_enrolled" in later.result[
+        "VOICEAUTH_REASON"]

@@ -1,4 +1,4 @@
-"""The tables of limits, consent and audit: built by migration 0002 exactly as the ORM declares them."""
+"""The tables of limits, consent, audit, leases and send caps: built by the migrations exactly as the ORM declares."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from ivr.db.migrate import VERSION_TABLE, alembic_config, current_revision, head
 from tests.fakes.postgres import temporary_database
 
 NEW_TABLES = {"limit_subjects", "limit_events", "consent_events", "voiceprint_use", "audit_events"}
+SECURE_TABLES = {"auth_leases", "audit_chain", "otp_sends"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -37,14 +38,14 @@ def _drift(engine) -> list:
 def test_migrations_build_exactly_the_orm_schema_including_the_new_tables(url: str) -> None:
     db = open_database(url)
     try:
-        assert head_revision() == "0002" and current_revision(db.engine) == "0002"
-        assert NEW_TABLES <= set(inspect(db.engine).get_table_names())
+        assert head_revision() == "0003" and current_revision(db.engine) == "0003"
+        assert NEW_TABLES | SECURE_TABLES <= set(inspect(db.engine).get_table_names())
         assert _drift(db.engine) == []
     finally:
         db.dispose()
 
 
-def test_0002_downgrades_to_0001_and_upgrades_again(url: str) -> None:
+def test_the_migrations_downgrade_to_0001_and_upgrade_again(url: str) -> None:
     open_database(url).dispose()
     engine = create_engine(url)
     try:
@@ -53,13 +54,14 @@ def test_0002_downgrades_to_0001_and_upgrades_again(url: str) -> None:
             config.attributes["connection"] = connection
             command.downgrade(config, "0001")
         names = set(inspect(engine).get_table_names())
-        assert not names & NEW_TABLES and {"customers", "otp_challenges", "knowledge_answers"} <= names
+        assert not names & (NEW_TABLES | SECURE_TABLES)
+        assert {"customers", "otp_challenges", "knowledge_answers"} <= names
         with engine.connect() as connection:
             assert connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar() == "0001"
     finally:
         engine.dispose()
     db = open_database(url)  # upgrades to head again
     try:
-        assert _drift(db.engine) == [] and current_revision(db.engine) == "0002"
+        assert _drift(db.engine) == [] and current_revision(db.engine) == "0003"
     finally:
         db.dispose()

@@ -20,7 +20,7 @@ from ivr.policy import (
 )
 from ivr.policy.schema import Policy
 
-VOICE, OTP, KBA = Factor.VOICE, Factor.OTP, Factor.KBA
+VOICE, OTP, KBA, PIN = Factor.VOICE, Factor.OTP, Factor.KBA, Factor.PIN
 PASS, FAIL, INCONCLUSIVE = FactorOutcome.PASS, FactorOutcome.FAIL, FactorOutcome.INCONCLUSIVE
 ALL = frozenset(Factor)
 
@@ -42,6 +42,9 @@ def tried(
     return tuple(FactorAttempt(s[0], s[1], s[2] if len(s) > 2 else None) for s in steps)  # type: ignore[misc]
 
 
+GREY = FactorAttempt(VOICE, INCONCLUSIVE, 0.55, grey_band=True)
+
+
 def test_an_enrolled_caller_is_asked_for_their_voice_first(policy) -> None:
     decision = decide(policy, DecisionContext(enrolled()))
     assert (decision.action, decision.next_factor, decision.rule) == (Action.STEP_UP, VOICE, "start")
@@ -52,16 +55,27 @@ def test_a_matching_voice_is_accepted_and_the_rule_is_named(policy) -> None:
     assert (decision.action, decision.rule) == (Action.ACCEPT, "voice-pass")
 
 
-def test_an_inconclusive_voice_steps_up_to_a_code_then_to_questions(policy) -> None:
-    first = decide(policy, DecisionContext(enrolled(), tried((VOICE, INCONCLUSIVE, 0.55))))
-    assert (first.action, first.next_factor, first.rule) == (Action.STEP_UP, OTP, "voice-not-decided")
-    # The code could not be delivered: questions next.
-    second = decide(
+def test_an_inconclusive_voice_steps_up_to_a_code_and_only_a_grey_voice_to_questions(policy) -> None:
+    short = decide(policy, DecisionContext(enrolled(), tried((VOICE, INCONCLUSIVE))))
+    assert (short.action, short.next_factor, short.rule) == (Action.STEP_UP, OTP, "voice-not-decided")
+    # A too-short answer and no code: knowledge answers may not stand in for the voice.
+    no_code = decide(
         policy, DecisionContext(enrolled(), tried((VOICE, INCONCLUSIVE), (OTP, FactorOutcome.UNAVAILABLE)))
     )
-    assert (second.action, second.next_factor) == (Action.STEP_UP, KBA)
+    assert (no_code.action, no_code.rule) == (Action.ROUTE_TO_AGENT, "default")
+    # A voice in the grey band, and no code: knowledge answers may confirm it.
+    grey = decide(policy, DecisionContext(enrolled(), (GREY,) + tried((OTP, FactorOutcome.UNAVAILABLE))))
+    assert (grey.action, grey.next_factor, grey.rule) == (Action.STEP_UP, KBA, "grey-voice-code-unavailable")
+    confirmed = decide(policy, DecisionContext(
+        enrolled(), (GREY,) + tried((OTP, FactorOutcome.UNAVAILABLE), (KBA, PASS))))
+    assert (confirmed.action, confirmed.rule) == (Action.ACCEPT, "knowledge-confirms-grey-voice")
     passed = decide(policy, DecisionContext(enrolled(), tried((VOICE, INCONCLUSIVE), (OTP, PASS))))
-    assert (passed.action, passed.rule) == (Action.ACCEPT, "second-factor-pass")
+    assert (passed.action, passed.rule) == (Action.ACCEPT, "code-pass")
+
+
+def test_a_grey_voice_may_go_straight_to_questions_when_there_is_no_code(policy) -> None:
+    decision = decide(policy, DecisionContext(enrolled(available=frozenset({VOICE, KBA})), (GREY,)))
+    assert (decision.action, decision.next_factor, decision.rule) == (Action.STEP_UP, KBA, "voice-grey")
 
 
 def test_a_failed_voice_is_never_accepted_alone_but_may_be_confirmed_by_a_code(policy) -> None:
@@ -80,37 +94,89 @@ def test_a_locked_identity_is_rejected_as_locked_whatever_happened(policy) -> No
         assert (decision.action, decision.rule, decision.result) == (Action.REJECT, "locked", "LOCKED")
 
 
-def test_not_enrolled_or_opted_out_callers_skip_the_voice(policy) -> None:
-    not_enrolled = decide(
-        policy, DecisionContext(IdentityState(enrolled=False, available=frozenset({OTP, KBA})))
-    )
-    assert (not_enrolled.next_factor, not_enrolled.rule) == (OTP, "start-not-enrolled")
-    opted_out = decide(policy, DecisionContext(enrolled(opted_out=True)))
-    assert (opted_out.next_factor, opted_out.rule) == (OTP, "start-without-voice")
+def test_every_claimed_account_is_asked_for_its_voice_first(policy) -> None:
+    """Unknown, not enrolled and opted-out accounts sound the same as enrolled ones until a factor is tried."""
+    for identity in (IdentityState(known=False, enrolled=False, available=frozenset({VOICE, OTP})),
+                     IdentityState(enrolled=False, available=frozenset({VOICE, OTP, KBA})),
+                     enrolled(opted_out=True)):
+        decision = decide(policy, DecisionContext(identity))
+        assert (decision.next_factor, decision.rule) == (VOICE, "start")
+    no_voiceprint = decide(policy, DecisionContext(IdentityState(enrolled=False, available=ALL),
+                                                   tried((VOICE, FactorOutcome.NOT_ENROLLED))))
+    assert (no_voiceprint.next_factor, no_voiceprint.rule) == (OTP, "voice-not-decided")
 
 
-def test_a_customer_without_a_phone_gets_questions_instead_of_a_code(policy) -> None:
+def test_a_failed_voice_is_not_rescued_by_knowledge_answers(policy) -> None:
     decision = decide(
         policy, DecisionContext(enrolled(available=frozenset({VOICE, KBA})), tried((VOICE, FAIL)))
     )
-    assert (decision.action, decision.next_factor) == (Action.STEP_UP, KBA)
+    assert (decision.action, decision.rule) == (Action.ROUTE_TO_AGENT, "default")
 
 
 def test_when_no_factor_is_left_the_caller_goes_to_an_agent(policy) -> None:
     decision = decide(policy, DecisionContext(enrolled(available=frozenset({VOICE})), tried((VOICE, FAIL))))
     assert (decision.action, decision.rule) == (Action.ROUTE_TO_AGENT, "default")
     two_failed = decide(policy, DecisionContext(enrolled(), tried((VOICE, FAIL), (OTP, FAIL))))
-    assert (two_failed.action, two_failed.rule) == (Action.ROUTE_TO_AGENT, "second-factor-failed-twice")
+    assert (two_failed.action, two_failed.rule) == (Action.ROUTE_TO_AGENT, "default")
 
 
 def test_a_factor_is_never_asked_twice_in_one_call(policy) -> None:
-    context = DecisionContext(enrolled(), tried((VOICE, INCONCLUSIVE), (OTP, FactorOutcome.ERROR)))
+    context = DecisionContext(enrolled(), (GREY,) + tried((OTP, FactorOutcome.ERROR)))
     decision = decide(policy, context)
     assert decision.next_factor is KBA
     final = decide(
         policy, DecisionContext(enrolled(), context.factors + tried((KBA, FactorOutcome.UNAVAILABLE)))
     )
     assert final.action is Action.ROUTE_TO_AGENT
+
+
+def _line(line: str, identity: IdentityState, factors: tuple[FactorAttempt, ...] = ()) -> DecisionContext:
+    from ivr.policy.model import Line
+
+    return DecisionContext(identity, factors, Line(line))
+
+
+@pytest.mark.parametrize("line", ["enroll", "optout"])
+def test_a_pin_alone_never_replaces_or_deletes_a_voiceprint_on_file(policy, line: str) -> None:
+    on_file = enrolled(available=frozenset({VOICE, PIN}))
+    start = decide(policy, _line(line, on_file))
+    assert (start.action, start.next_factor) == (Action.STEP_UP, PIN)
+    after_pin = decide(policy, _line(line, on_file, tried((PIN, PASS))))
+    assert (after_pin.action, after_pin.next_factor, after_pin.rule) == (
+        Action.STEP_UP, VOICE, "change-pin-needs-more")
+    voice_too = decide(policy, _line(line, on_file, tried((PIN, PASS), (VOICE, PASS))))
+    assert (voice_too.action, voice_too.rule) == (Action.ACCEPT, "change-voice-pass")
+    voice_failed = decide(policy, _line(line, on_file, tried((PIN, PASS), (VOICE, FAIL))))
+    assert voice_failed.action is Action.ROUTE_TO_AGENT  # no code configured: a person decides
+    with_code = decide(policy, _line(line, enrolled(available=ALL), tried((PIN, PASS), (VOICE, FAIL))))
+    assert (with_code.action, with_code.next_factor) == (Action.STEP_UP, OTP)
+
+
+def test_a_first_enrolment_is_proved_by_a_code_or_else_the_pin(policy) -> None:
+    new = IdentityState(enrolled=False, available=frozenset({OTP, PIN}))
+    assert decide(policy, _line("enroll", new)).next_factor is OTP
+    assert decide(policy, _line("enroll", new, tried((OTP, PASS)))).rule == "change-code-pass"
+    no_code = decide(policy, _line("enroll", new, tried((OTP, FactorOutcome.UNAVAILABLE))))
+    assert no_code.next_factor is PIN
+    assert decide(policy, _line("enroll", new, tried((OTP, FactorOutcome.UNAVAILABLE), (PIN, PASS)))).rule == (
+        "first-enrolment-pin")
+    assert decide(policy, _line("enroll", new, tried((OTP, FAIL)))).action is Action.ROUTE_TO_AGENT
+
+
+def test_the_shipped_policy_has_no_path_that_accepts_on_knowledge_answers_alone(policy) -> None:
+    assert policy.warnings() == []
+    weak = load_policy(overrides={"rules": {"knowledge-confirms-grey-voice": {"when": {"voice_grey": None}}}})
+    assert any("knowledge-confirms-grey-voice" in w for w in weak.warnings())
+    # And whatever the factors, no decision of the shipped policy accepts with only knowledge passed.
+    outcomes = list(FactorOutcome)
+    for first in outcomes:
+        for second in outcomes:
+            for grey in (False, True):
+                voice = FactorAttempt(VOICE, first, grey_band=grey and first is INCONCLUSIVE)
+                factors = (voice, FactorAttempt(OTP, second), FactorAttempt(KBA, PASS))
+                decision = decide(policy, DecisionContext(enrolled(), factors))
+                if decision.action is Action.ACCEPT:
+                    assert voice.grey_band or second is PASS or first is PASS, (first, second, decision.rule)
 
 
 def test_with_voice_alone_not_enough_a_voice_pass_is_confirmed_by_another_factor() -> None:
@@ -235,7 +301,7 @@ def test_a_bad_policy_is_refused_with_a_message_naming_the_problem(document: dic
 
 def test_a_step_up_rule_before_a_narrower_rule_does_not_make_it_unreachable() -> None:
     # step_up can fall through when no factor is left, so later rules stay reachable.
-    parse_policy(
+    policy = parse_policy(
         _rules(
             {"name": "try-otp", "when": {"factor": "voice"}, "action": "step_up", "next": "otp"},
             {
@@ -246,6 +312,10 @@ def test_a_step_up_rule_before_a_narrower_rule_does_not_make_it_unreachable() ->
             DEFAULT,
         )
     )
+    no_code = IdentityState(enrolled=True, available=frozenset({VOICE}))
+    assert decide(policy, DecisionContext(no_code, tried((VOICE, FAIL)))).rule == "voice-agent"
+    with_code = IdentityState(enrolled=True, available=frozenset({VOICE, OTP}))
+    assert decide(policy, DecisionContext(with_code, tried((VOICE, FAIL)))).rule == "try-otp"
 
 
 def test_bad_policy_files_name_the_file_and_the_line(tmp_path: Path) -> None:

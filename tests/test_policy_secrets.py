@@ -57,7 +57,19 @@ def test_a_secrets_file_missing_a_name_says_which(tmp_path: Path) -> None:
     path.write_text("bogus line\n")
     with pytest.raises(SecretsError, match="line 1"):
         load_server_secrets(SecretsConfig(file=path), tmp_path)
-    assert set(SECRET_NAMES) == {"caller_key", "otp_secret", "knowledge_pepper"}
+    assert set(SECRET_NAMES) == {"caller_key", "otp_secret", "knowledge_pepper", "audit_key"}
+
+
+def test_a_generated_file_from_an_older_version_gets_the_newer_secret_and_keeps_the_others(tmp_path: Path) -> None:
+    old = {name: base64.b64encode(bytes([i + 1]) * 32).decode()
+           for i, name in enumerate(("caller_key", "otp_secret", "knowledge_pepper"))}
+    path = tmp_path / "server.secrets"
+    path.write_text("".join(f"{name}:{value}\n" for name, value in old.items()))
+    path.chmod(0o600)
+    secrets = load_server_secrets(SecretsConfig(), tmp_path)
+    assert secrets.caller_key == bytes([1]) * 32 and len(secrets.audit_key) == 32
+    assert load_server_secrets(SecretsConfig(), tmp_path).audit_key == secrets.audit_key
+    assert path.stat().st_mode & 0o777 == 0o600
 
 
 def test_caller_numbers_are_hashed_with_the_key_and_withheld_numbers_are_not_hashed() -> None:
@@ -67,5 +79,5 @@ def test_caller_numbers_are_hashed_with_the_key_and_withheld_numbers_are_not_has
     assert "3001234567" not in hashed
     assert caller_hash(other, "+573001234567") != hashed, "without the key the hash cannot be recomputed"
     assert caller_hash(key, "+573001234568") != hashed
-    for withheld in (None, "", "anonymous", "Unknown", "PRIVATE"):
+    for withheld in (None, "", "anonymous", "Unknown", "PRIVATE", "alice", "+57abc", "12"):
         assert caller_hash(key, withheld) is None

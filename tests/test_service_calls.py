@@ -137,16 +137,17 @@ async def test_a_caller_who_hangs_up_is_logged_and_counted_as_hung_up(caplog):
     assert any("result=HUNGUP" in r.getMessage() for r in caplog.records)
 
 
-async def test_admin_log_has_one_line_per_call_start_and_end_with_channel_account_result_and_duration(caplog):
+async def test_admin_log_has_one_line_per_call_start_and_end_with_channel_masked_account_result_and_duration(
+        caplog):
     caplog.set_level(logging.INFO, logger="ivr.service.calls")
     await make_runner().run("verify", MemoryCall("abc"), via="audiosocket")
     lines = [r.getMessage() for r in caplog.records if r.name == "ivr.service.calls"]
     assert len(lines) == 2
     assert lines[0].startswith(
-        "call start abc channel=PJSIP/test-abc flow=verify via=audiosocket caller=5551234"
+        "call start abc channel=PJSIP/test-abc flow=verify via=audiosocket caller=*34"
     )
     assert lines[1].startswith(
-        "call end abc channel=PJSIP/test-abc flow=verify account=4711 result=PASS score=0.910"
+        "call end abc channel=PJSIP/test-abc flow=verify account=*11 result=PASS score=0.910"
     )
     assert 'reason="score 0.91"' in lines[1] and "duration=" in lines[1]
 

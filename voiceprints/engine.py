@@ -37,6 +37,7 @@ from voiceprints.scoring.decide import decide
 from voiceprints.scoring.decision import Decision
 from voiceprints.scoring.enrolment import check_consistency, combine, utterance_consistency
 from voiceprints.scoring.identify import IdentificationIndex
+from voiceprints.redact import mask
 from voiceprints.store.base import Calibration, EnrolmentMeta, Voiceprint, VoiceprintStore
 
 log = logging.getLogger("voiceprints.engine")
@@ -53,6 +54,16 @@ CACHE_TTL_S = 60.0
 @dataclass(frozen=True)
 class EnrolmentResult:
     voiceprint: Voiceprint
+    qualities: tuple[QualityReport, ...]
+    consistency: float
+
+
+@dataclass(frozen=True)
+class PreparedEnrolment:
+    """A voiceprint computed and checked but not stored yet (the phone line audits before it stores)."""
+
+    vector: np.ndarray
+    meta: EnrolmentMeta
     qualities: tuple[QualityReport, ...]
     consistency: float
 
@@ -80,10 +91,16 @@ class VoiceprintEngine:
         self._cohorts: dict[str, _Cached] = {}
         self._indexes: dict[str, _Cached] = {}
         self._executor = ThreadPoolExecutor(max_workers=config.model.max_workers, thread_name_prefix="voiceprint")
+        # Erasures by other processes up to now are irrelevant: the caches are empty.
+        self._erasure_mark = self._latest_erasure(store)
 
     @property
     def model_id(self) -> str:
         return self.embedder.model_id
+
+    @staticmethod
+    def _latest_erasure(store: VoiceprintStore) -> int:
+        return store.erasures_since(0)[0]
 
     # --- enrolment ---------------------------------------------------------
     def check_utterance(self, clip: AudioClip) -> QualityReport:
@@ -93,6 +110,10 @@ class VoiceprintEngine:
                       detector=self.detector)
 
     def enroll(self, speaker_id: str, clips: Sequence[AudioClip]) -> EnrolmentResult:
+        return self.store_enrolment(speaker_id, self.prepare_enrolment(clips))
+
+    def prepare_enrolment(self, clips: Sequence[AudioClip]) -> PreparedEnrolment:
+        """Quality, speech total, embeddings and consistency; raises EnrolmentError with what to fix."""
         policy = self.config.enrolment
         if len(clips) < policy.min_utterances:
             raise EnrolmentError(f"{len(clips)} utterance(s) given; enrolment needs at least {policy.min_utterances}")
@@ -118,11 +139,14 @@ class VoiceprintEngine:
                 "max_clipping_ratio": round(max(r.clipping_ratio for r in reports), 5),
             },
         )
-        stored = self.store.save_voiceprint(speaker_id, self.model_id, voiceprint, meta)
+        return PreparedEnrolment(voiceprint, meta, reports, float(consistency))
+
+    def store_enrolment(self, speaker_id: str, prepared: PreparedEnrolment) -> EnrolmentResult:
+        stored = self.store.save_voiceprint(speaker_id, self.model_id, prepared.vector, prepared.meta)
         self._invalidate()
-        log.info("enrolled speaker %s: %d utterances, %.1f s of speech, consistency %.2f",
-                 speaker_id, len(clips), total, consistency)
-        return EnrolmentResult(stored, reports, float(consistency))
+        log.info("enrolled speaker %s: %d utterances, %.1f s of speech, consistency %.2f", mask(speaker_id),
+                 prepared.meta.utterance_count, prepared.meta.net_speech_s, prepared.consistency)
+        return EnrolmentResult(stored, prepared.qualities, prepared.consistency)
 
     # --- verification ------------------------------------------------------
     def voiceprint_for(self, speaker_id: str) -> Voiceprint:
@@ -167,9 +191,22 @@ class VoiceprintEngine:
         )
         latency = (time.perf_counter() - started) * 1000.0
         decision = replace(decision, latency_ms=latency)
-        log.info("verify speaker %s: %s (score %s, %s) in %.0f ms", speaker_id, decision.outcome.value,
+        log.info("verify speaker %s: %s (score %s, %s) in %.0f ms", mask(speaker_id), decision.outcome.value,
                  "n/a" if score is None else f"{score:.3f}", normalisation, latency)
         return decision
+
+    def spend_like_verify(self, clip: AudioClip) -> None:
+        """The work of a verification, on noise as long as ``clip``, for a caller who has no voiceprint.
+
+        An unknown account must not answer faster than an enrolled one, and
+        the caller's own speech is not embedded (they may have opted out).
+        """
+        ensure_not_empty(clip)
+        assess(clip, self.config.quality, min_speech_s=self.config.verification.min_speech_s,
+               detector=self.detector)
+        speech = self.detector.speech_only(clip)
+        noise = np.random.default_rng().standard_normal(max(speech.samples.shape[0], 160)).astype(np.float32)
+        self.embedder.embed(AudioClip(noise * 0.01, speech.sample_rate))
 
     # --- identification ----------------------------------------------------
     def identify(self, clip: AudioClip, top_k: int = 5) -> tuple[QualityReport, list[Candidate]]:
@@ -185,6 +222,15 @@ class VoiceprintEngine:
     # --- async wrappers for the service --------------------------------------
     async def aenroll(self, speaker_id: str, clips: Sequence[AudioClip]) -> EnrolmentResult:
         return await self._run(self.enroll, speaker_id, clips)
+
+    async def aprepare_enrolment(self, clips: Sequence[AudioClip]) -> PreparedEnrolment:
+        return await self._run(self.prepare_enrolment, clips)
+
+    async def astore_enrolment(self, speaker_id: str, prepared: PreparedEnrolment) -> EnrolmentResult:
+        return await self._run(self.store_enrolment, speaker_id, prepared)
+
+    async def aspend_like_verify(self, clip: AudioClip) -> None:
+        await self._run(self.spend_like_verify, clip)
 
     async def averify(self, speaker_id: str, clip: AudioClip) -> Decision:
         return await self._run(self.verify, speaker_id, clip)
@@ -206,8 +252,30 @@ class VoiceprintEngine:
         stored = self.store.get_calibration(self.model_id, normalisation)
         return stored or default_calibration(self.model_id, normalisation)
 
+    def _drop_erased(self) -> None:
+        """Forget cached cohorts and indexes holding a voiceprint erased by any process since the last look."""
+        mark, erased = self.store.erasures_since(self._erasure_mark)
+        if erased:
+            self._drop(erased)
+            with self._lock:
+                self._erasure_mark = max(self._erasure_mark, mark)
+
+    def drop_cached(self, speaker_id: str) -> None:
+        """This process erased ``speaker_id`` (opt-out, erasure): no cache may keep it a moment longer."""
+        self._drop({speaker_id})
+
+    def _drop(self, speakers: set[str]) -> None:
+        with self._lock:
+            for model, cached in list(self._cohorts.items()):
+                if speakers.intersection(cached.value.cohort.labels):  # type: ignore[attr-defined]
+                    del self._cohorts[model]
+            for model, cached in list(self._indexes.items()):
+                if any(s in cached.value for s in speakers):  # type: ignore[operator]
+                    del self._indexes[model]
+
     def _normaliser(self) -> "_Normaliser":
         """The cohort and what normalises scores against it (cached; rebuilt after enrolments)."""
+        self._drop_erased()
         with self._lock:
             cached = self._cohorts.get(self.model_id)
             if cached and time.monotonic() - cached.loaded_at < CACHE_TTL_S:
@@ -228,6 +296,7 @@ class VoiceprintEngine:
         return normaliser
 
     def _index(self) -> IdentificationIndex:
+        self._drop_erased()
         with self._lock:
             cached = self._indexes.get(self.model_id)
             if cached and time.monotonic() - cached.loaded_at < CACHE_TTL_S:
@@ -247,7 +316,7 @@ class VoiceprintEngine:
     def forget(self, speaker_id: str) -> bool:
         """Erase a speaker (right to erasure) and drop cached copies of their voiceprint."""
         existed = self.store.delete_speaker(speaker_id)
-        self._invalidate()
+        self.drop_cached(speaker_id)
         return existed
 
 
@@ -264,10 +333,18 @@ class _Normaliser:
         if len(cohort.labels) < 3:
             return cls(cohort, None, None)
         centre = cohort.vectors.mean(axis=0) if centred else None
-        vectors = cohort.vectors if centre is None else l2_normalise(cohort.vectors - centre)
+        vectors, labels = cohort.vectors, cohort.labels
+        if centre is not None:
+            # A voiceprint equal to the mean (every cohort member enrolled from the same audio) has
+            # no direction once centred: it says nothing about other speakers, so it is left out.
+            moved = vectors - centre
+            keep = np.linalg.norm(moved, axis=1) > 1e-6
+            if keep.sum() < 3:
+                return cls(cohort, None, None)
+            vectors, labels = l2_normalise(moved[keep]), tuple(np.asarray(labels, dtype=object)[keep])
         # Labels of a cohort file are file names, not enrolled ids; uniqueness is all AS-norm needs.
-        unique = len(set(cohort.labels)) == len(cohort.labels)
-        return cls(cohort, AsNorm(vectors, top_n, ids=cohort.labels if unique else None), centre)
+        unique = len(set(labels)) == len(labels)
+        return cls(cohort, AsNorm(vectors, top_n, ids=labels if unique else None), centre)
 
     def others(self, speaker_id: str) -> int:
         return len(self.cohort.labels) - (speaker_id in self.cohort.labels)

@@ -49,3 +49,32 @@ def create_private_text(path: Path, text: str) -> bool:
     finally:
         tmp.unlink(missing_ok=True)
     return True
+
+
+def ensure_private_dir(path: Path) -> None:
+    """Create the data directory 0700, or tighten an existing one: it holds keys and the embedded database."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    stat = path.stat()
+    mode = stat.st_mode & 0o777
+    # Never tighten a shared directory someone pointed the data dir at (/tmp has the sticky bit).
+    if mode & 0o077 and not stat.st_mode & 0o1000 and path.owner() == _me():
+        path.chmod(mode & 0o700)
+        log.warning("data directory %s was open to other users (mode %o); set to %o", path, mode, mode & 0o700)
+
+
+def ensure_private_file(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 if it does not exist (SQLite then keeps that mode for its
+    -wal and -shm files); tighten an existing one."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077 and path.owner() == _me():
+            path.chmod(0o600)
+            log.warning("%s was readable by other users (mode %o); set to 600", path, mode)
+
+
+def _me() -> str:
+    import getpass
+
+    return getpass.getuser()

@@ -1,4 +1,4 @@
-"""The audit log: one database row per authentication attempt or admin action.
+"""The audit log: one database row per authentication attempt or admin action, sealed in a chain.
 
 What is kept is what an admin needs to explain a decision and tune the
 thresholds: the claimed identity, a keyed hash of the caller number, every
@@ -7,21 +7,34 @@ policy rule that fired, latency and errors. Audio, one-time codes and
 knowledge answers are never passed in; free text (reasons, errors, factor
 details) is scrubbed of digit runs as a second line of defence, because a
 code or an answer is exactly a run of digits.
+
+Tamper evidence: every row carries an HMAC-SHA256 (``mac``) over its content
+and the previous row's MAC (``prev_mac``), with a key that lives with the
+server secrets, outside the database (``VOICEAUTH_SECRETS__AUDIT_KEY``). A
+database role that can rewrite rows cannot compute a valid MAC, so
+:meth:`AuditLog.verify` (``ivr audit verify``) reports a changed row, a row
+deleted from the middle, and rows deleted from the end (the chain head kept
+in ``audit_chain`` no longer matches). The account a row is about is sealed
+as a keyed digest, so erasing a person (``ivr customers erase``) can blank
+the account column without breaking the chain.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Callable, Sequence, TypeVar
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 
 from ivr.db.base import utc_now
 from ivr.db.engine import Database
 from ivr.db.guard import unavailable_as
-from ivr.db.models_policy import AuditEvent
+from ivr.db.models_policy import GENESIS_MAC, AuditChainHead, AuditEvent
 from ivr.policy.model import FactorAttempt, PolicyDecision
 
 Clock = Callable[[], datetime]
@@ -97,7 +110,7 @@ class AuditRecord:
     policy_version: str | None = None
 
     @classmethod
-    def of(cls, row: AuditEvent) -> AuditRecord:
+    def of(cls, row: AuditEvent) -> "AuditRecord":
         return cls(
             row.id,
             row.at,
@@ -125,6 +138,60 @@ class AuditRecord:
 _guarded = unavailable_as(AuditUnavailableError, "the audit log cannot be reached")
 
 
+@dataclass(frozen=True)
+class ChainProblem:
+    row_id: int | None
+    problem: str
+
+    def __str__(self) -> str:
+        return f"row {self.row_id}: {self.problem}" if self.row_id is not None else self.problem
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """What ``verify`` found: rows checked, rows from before sealing existed, and every problem."""
+
+    rows: int
+    unsealed: int
+    first_id: int | None
+    head: str
+    problems: tuple[ChainProblem, ...]
+    # The oldest sealed row follows a row that is gone: retention purged it
+    # (each purge writes its own audit row), or it was deleted.
+    cut_at_start: bool = False
+
+    @property
+    def intact(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, "unsealed": self.unsealed, "first_id": self.first_id, "head": self.head,
+                "cut_at_start": self.cut_at_start, "intact": self.intact,
+                "problems": [str(p) for p in self.problems]}
+
+
+def _digest(key: bytes, identity: str | None) -> str | None:
+    if identity is None:
+        return None
+    return hmac.new(key, b"identity:" + identity.encode(), hashlib.sha256).hexdigest()
+
+
+def _sealed_content(row: AuditEvent) -> bytes:
+    """Everything a row says, in one canonical byte string (what the MAC covers)."""
+    at = row.at.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    content = {
+        "id": row.id, "at": at, "call_id": row.call_id, "flow": row.flow, "identity": row.identity_digest,
+        "caller_hash": row.caller_hash, "factors": row.factors, "decision": row.decision, "rule": row.rule,
+        "result": row.result, "reason": row.reason, "error": row.error, "latency_ms": row.latency_ms,
+        "locked_out": bool(row.locked_out), "policy_version": row.policy_version, "prev": row.prev_mac,
+    }
+    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def _mac(key: bytes, row: AuditEvent) -> str:
+    return hmac.new(key, b"audit:" + _sealed_content(row), hashlib.sha256).hexdigest()
+
+
 def _factor_row(attempt: FactorAttempt) -> dict[str, Any]:
     row = attempt.to_dict()
     row["detail"] = scrub(attempt.detail) or ""
@@ -132,23 +199,33 @@ def _factor_row(attempt: FactorAttempt) -> dict[str, Any]:
 
 
 class AuditLog:
-    def __init__(self, db: Database, *, clock: Clock = utc_now) -> None:
+    """Writing needs the audit key (``ServerSecrets.audit_key``); reading and purging do not."""
+
+    def __init__(self, db: Database, *, key: bytes | None = None, clock: Clock = utc_now) -> None:
         self._db = db
+        self._key = key
         self._clock = clock
+
+    def _require_key(self) -> bytes:
+        if not self._key:
+            raise ValueError("the audit log needs the audit key to write or verify (ServerSecrets.audit_key)")
+        return self._key
 
     @_guarded
     def record(self, entry: AuditEntry) -> int:
-        """Store one entry; returns its id. ValueError if a raw caller number is passed as the hash."""
+        """Store and seal one entry; returns its id. ValueError if a raw caller number is passed as the hash."""
+        key = self._require_key()
         if entry.caller_hash is not None and not _HASH.match(entry.caller_hash):
             raise ValueError(
                 "caller_hash must be ServerSecrets.caller_hash(number) (64 hex digits), never the number"
             )
         decision = entry.decision
         row = AuditEvent(
-            at=entry.at or self._clock(),
+            at=(entry.at or self._clock()).astimezone(timezone.utc),
             call_id=entry.call_id[:64] if entry.call_id else None,
             flow=entry.flow[:16],
             identity=entry.identity,
+            identity_digest=_digest(key, entry.identity),
             caller_hash=entry.caller_hash,
             factors=[_factor_row(f) for f in entry.factors],
             decision=decision.action.value if decision else None,
@@ -161,9 +238,58 @@ class AuditLog:
             policy_version=entry.policy_version,
         )
         with self._db.transaction() as session:
+            # The first statement writes the chain head: it takes the row lock
+            # (PostgreSQL) or the write lock (SQLite) that orders every writer.
+            head = session.execute(
+                update(AuditChainHead).where(AuditChainHead.id == 1)
+                .values(length=AuditChainHead.length + 1).returning(AuditChainHead.head_mac)
+            ).scalar_one()
+            row.prev_mac = head
             session.add(row)
             session.flush()
+            row.mac = _mac(key, row)
+            session.execute(update(AuditChainHead).where(AuditChainHead.id == 1).values(head_mac=row.mac))
             return row.id
+
+    @_guarded
+    def verify(self) -> ChainReport:
+        """Re-compute every seal and link; report changed, missing and truncated rows."""
+        key = self._require_key()
+        problems: list[ChainProblem] = []
+        rows = unsealed = 0
+        first_id: int | None = None
+        cut = False
+        previous: AuditEvent | None = None
+        with self._db.sessions() as session:
+            head = session.scalar(select(AuditChainHead.head_mac).where(AuditChainHead.id == 1)) or GENESIS_MAC
+            for row in session.scalars(select(AuditEvent).order_by(AuditEvent.id).execution_options(yield_per=1000)):
+                rows += 1
+                if row.mac is None:
+                    unsealed += 1  # written before the chain existed (migration 0003)
+                    continue
+                if first_id is None:
+                    first_id, cut = row.id, row.prev_mac != GENESIS_MAC
+                elif previous is not None and row.prev_mac != previous.mac:
+                    problems.append(ChainProblem(row.id, f"does not follow row {previous.id}: rows between them "
+                                                 "were deleted or reordered"))
+                if not hmac.compare_digest(_mac(key, row), row.mac):
+                    problems.append(ChainProblem(row.id, "its content was changed after it was written"))
+                if row.identity is not None and _digest(key, row.identity) != row.identity_digest:
+                    problems.append(ChainProblem(row.id, "its account was changed after it was written"))
+                previous = row
+            last = previous.mac if previous is not None else GENESIS_MAC
+            if head != last:
+                problems.append(ChainProblem(None, "the newest rows were deleted: the chain head does not match "
+                                             f"the last row ({previous.id if previous else 'none'})"))
+        return ChainReport(rows, unsealed, first_id, head, tuple(problems), cut)
+
+    @_guarded
+    def pseudonymise(self, identity: str) -> int:
+        """Blank ``identity`` in every row (erasure); the sealed digest keeps the chain verifiable."""
+        with self._db.transaction() as session:
+            return session.execute(
+                update(AuditEvent).where(AuditEvent.identity == identity).values(identity=None)
+            ).rowcount
 
     @_guarded
     def query(

@@ -62,10 +62,15 @@ def show(ctx: typer.Context, speaker: str, as_json: bool = JSON) -> None:
 @reports_errors
 def delete(ctx: typer.Context, speaker: str, as_json: bool = JSON) -> None:
     """Erase everything stored about SPEAKER (right to erasure)."""
+    from ivr.notices import NoticeKind
     from voiceprints.errors import UnknownSpeakerError
 
-    if not ctx_of(ctx).store().delete_speaker(speaker):
+    cli = ctx_of(ctx)
+    if not cli.store().model_ids_for(speaker):
         raise UnknownSpeakerError(f"speaker {speaker} is not enrolled; nothing to delete")
+    cli.notify(speaker, NoticeKind.VOICEPRINT_DELETED)
+    cli.store().delete_speaker(speaker)
+    cli.audit("vp-delete", speaker, "voiceprint deleted by an admin")
     emit({"deleted": speaker}, as_json, f"deleted every voiceprint and record of {speaker}")
 
 
@@ -79,6 +84,7 @@ def export(ctx: typer.Context, speaker: str,
     data = ctx_of(ctx).store().export_speaker(speaker)
     if not data:
         raise UnknownSpeakerError(f"speaker {speaker} is not enrolled")
+    ctx_of(ctx).audit("vp-export", speaker, f"voiceprint exported by an admin to {out or 'stdout'}")
     text = json.dumps(data, indent=2, default=str)
     if out is None:
         typer.echo(text)
@@ -139,6 +145,7 @@ def cohort_build(ctx: typer.Context, directory: Path = typer.Argument(..., help=
 def keys_rotate(ctx: typer.Context, as_json: bool = JSON) -> None:
     """Re-encrypt every voiceprint with the primary (first) configured key."""
     count = ctx_of(ctx).store().rotate_keys()
+    ctx_of(ctx).audit("keys-rotate", None, f"{count} voiceprint(s) re-encrypted with the primary key")
     emit({"reencrypted": count}, as_json, f"re-encrypted {count} voiceprint(s) with the primary key")
 
 

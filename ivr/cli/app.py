@@ -15,6 +15,7 @@ import typer
 from ivr.cli import biometrics, evaluation, admin
 from ivr.cli import serve
 from ivr.cli import fallback
+from ivr.cli import policy
 from ivr.cli.context import CliContext
 from ivr.cli.output import configure_logging
 from ivr.settings import Settings
@@ -38,6 +39,7 @@ def root(
     configure_logging(log_level)
     settings = Settings() if data_dir is None else Settings(data_dir=data_dir)
     ctx.obj = CliContext(settings)
+    ctx.call_on_close(ctx.obj.close)
 
 
 biometrics.register(app)
@@ -45,6 +47,7 @@ evaluation.register(app)
 admin.register(app)
 serve.register(app)
 fallback.register(app)
+policy.register(app)
 
 
 def main() -> None:

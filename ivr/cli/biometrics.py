@@ -24,11 +24,17 @@ def enroll(ctx: typer.Context, speaker: str = typer.Argument(..., help="External
            files: List[Path] = typer.Argument(..., help="Three or more recordings of the speaker."),
            as_json: bool = JSON) -> None:
     """Create or replace SPEAKER's voiceprint from several recordings."""
+    from ivr.notices import NoticeKind
     from voiceprints.audio.io import read_audio
 
-    engine = ctx_of(ctx).engine()
+    cli = ctx_of(ctx)
+    engine = cli.engine()
+    replaced = bool(engine.store.model_ids_for(speaker))
     result = engine.enroll(speaker, [read_audio(f) for f in files])
     vp = result.voiceprint
+    cli.audit("enroll", speaker, f"voiceprint {'replaced' if replaced else 'created'} by an admin from "
+              f"{len(files)} recording(s)")
+    cli.notify(speaker, NoticeKind.VOICEPRINT_REPLACED if replaced else NoticeKind.VOICEPRINT_CREATED)
     emit(
         {"speaker": speaker, "model_id": vp.model_id, "utterances": vp.meta.utterance_count,
          "net_speech_s": vp.meta.net_speech_s, "consistency": round(result.consistency, 4),

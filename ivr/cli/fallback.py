@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 import click
 import typer
 
-from ivr.cli.context import ctx_of
+from ivr.cli.context import DatabaseUnavailableError, ctx_of
 from ivr.cli.output import ExitCode, emit, reports_errors
 
 if TYPE_CHECKING:
@@ -32,9 +32,6 @@ locks_app = typer.Typer(
     help="Accounts and caller numbers locked after too many attempts.", no_args_is_help=True
 )
 audit_app = typer.Typer(help="The audit log of authentication attempts.", invoke_without_command=True)
-policy_app = typer.Typer(
-    help="The decision policy (which factor next, accept, reject, agent).", no_args_is_help=True
-)
 
 
 def register(app: typer.Typer) -> None:
@@ -42,17 +39,12 @@ def register(app: typer.Typer) -> None:
     app.add_typer(consent_app, name="consent")
     app.add_typer(locks_app, name="locks")
     app.add_typer(audit_app, name="audit")
-    app.add_typer(policy_app, name="policy")
     app.command("purge")(purge)
 
 
 # --- plumbing ----------------------------------------------------------------
 class UnknownAccountError(Exception):
     code = "unknown_account"
-
-
-class DatabaseUnavailableError(Exception):
-    code = "database_unavailable"
 
 
 def _problem_code(exc: Exception) -> ExitCode | None:
@@ -108,37 +100,11 @@ def fallback_errors(fn: F) -> F:
 
 
 def _database(ctx: typer.Context) -> Database:
-    """The IVR database, opened (and migrated) once per command and closed with it."""
-    root = ctx.find_root()
-    if "ivr.db" not in root.meta:
-        from sqlalchemy.engine import make_url
-        from sqlalchemy.exc import SQLAlchemyError
-
-        from ivr.db.engine import open_database
-
-        settings = ctx_of(ctx).settings
-        url = settings.core().database_url()
-        parsed = make_url(url)
-        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            db = open_database(url)
-        except SQLAlchemyError as exc:
-            reason = str(getattr(exc, "orig", exc) or exc).strip().splitlines()[0][:200]
-            raise DatabaseUnavailableError(
-                f"cannot open the IVR database {parsed.render_as_string(hide_password=True)}: {reason} "
-                "(check VOICEAUTH_STORE__URL and that the database server is running)"
-            ) from None
-        root.meta["ivr.db"] = db
-        root.call_on_close(db.dispose)
-    return root.meta["ivr.db"]  # type: ignore[no-any-return]
+    return ctx_of(ctx).database()
 
 
 def _secrets(ctx: typer.Context) -> ServerSecrets:
-    from ivr.secrets import load_server_secrets
-
-    settings = ctx_of(ctx).settings
-    return load_server_secrets(settings.secrets, settings.data_dir)
+    return ctx_of(ctx).secrets()
 
 
 def _customer(db: Database, account: str):  # type: ignore[no-untyped-def]
@@ -171,13 +137,7 @@ def _when(value: Optional[str], *, end_of_day: bool = False) -> datetime | None:
 def _audit_admin(
     ctx: typer.Context, flow: str, identity: str | None, reason: str, caller_hash: str | None = None
 ) -> None:
-    from ivr.audit.log import AuditEntry, AuditLog
-
-    AuditLog(_database(ctx)).record(
-        AuditEntry(
-            flow=flow, result="OK", identity=identity, caller_hash=caller_hash, reason=reason, call_id="cli"
-        )
-    )
+    ctx_of(ctx).audit(flow, identity, reason, caller_hash=caller_hash)
 
 
 # --- customers ---------------------------------------------------------------
@@ -199,6 +159,8 @@ def customers_import(
     report = import_customers_csv(
         db, csv_file, knowledge=KnowledgeService(db, pepper=_secrets(ctx).knowledge_pepper)
     )
+    _audit_admin(ctx, "cust-import", None, f"{csv_file.name}: {report.customers_added} customer(s) added, "
+                 f"{report.customers_updated} updated, {report.answers_stored} answer(s) stored")
     emit(
         vars(report),
         as_json,
@@ -258,6 +220,10 @@ def customers_set(
             )
         session.flush()
         record = CustomerRecord.of(row)
+    changed = [name for name, value in (("phone", phone), ("e-mail", email), ("channel", channel),
+                                         ("language", language)) if value is not None]
+    _audit_admin(ctx, "cust-set", account, f"{'created' if created else 'changed'} by an admin: "
+                 f"{', '.join(changed) or 'nothing'}")
     emit(
         {
             "account": account,
@@ -329,6 +295,30 @@ def customers_reset(ctx: typer.Context, account: str, as_json: bool = JSON) -> N
     )
 
 
+@customers_app.command("erase")
+@fallback_errors
+def customers_erase(
+    ctx: typer.Context,
+    account: str = typer.Argument(..., help="The account number of the person to forget."),
+    yes: bool = typer.Option(False, "--yes", help="Confirm: this cannot be undone."),
+    as_json: bool = JSON,
+) -> None:
+    """Remove everything about ACCOUNT (right to erasure) and say what was removed; audit rows are pseudonymised."""
+    from ivr.erasure import erase_person
+    from ivr.notices import NoticeKind
+
+    if not yes:
+        raise ValueError(f"erasing {account} cannot be undone; add --yes to confirm")
+    cli = ctx_of(ctx)
+    if cli.store().model_ids_for(account):
+        # The customer is told while a contact is still on file.
+        cli.notify(account, NoticeKind.VOICEPRINT_DELETED)
+    report = erase_person(cli.database(), cli.store(), cli.audit_log(), account)
+    # The erasure's own row names no account: that is the point of it.
+    _audit_admin(ctx, "erase", None, report.text().replace(account, "an account", 1))
+    emit(report.to_dict(), as_json, report.text())
+
+
 # --- consent -----------------------------------------------------------------
 @consent_app.command("optout")
 @fallback_errors
@@ -341,6 +331,10 @@ def consent_optout(ctx: typer.Context, account: str, as_json: bool = JSON) -> No
         _database(ctx), policy_version=settings.consent.policy_version, store=ctx_of(ctx).store()
     )
     result = registry.opt_out(account, "cli")
+    if result.voiceprint_deleted:
+        from ivr.notices import NoticeKind
+
+        ctx_of(ctx).notify(account, NoticeKind.VOICEPRINT_DELETED)
     _audit_admin(
         ctx,
         "optout",
@@ -494,6 +488,22 @@ def audit(
     )
 
 
+@audit_app.command("verify")
+@fallback_errors
+def audit_verify(ctx: typer.Context, as_json: bool = JSON) -> None:
+    """Check the audit log's seals: exit 0 when intact, 1 when a row was changed or deleted (names which)."""
+    report = ctx_of(ctx).audit_log().verify()
+    lines = [f"{report.rows} audit row(s) checked; chain head {report.head[:16]}..."]
+    if report.unsealed:
+        lines.append(f"{report.unsealed} row(s) from before sealing (migration 0003) cannot be checked")
+    if report.cut_at_start:
+        lines.append(f"the chain starts at row {report.first_id}: older rows were purged by retention")
+    lines += [f"TAMPERED: {p}" for p in report.problems] or ["intact"]
+    emit(report.to_dict(), as_json, "\n".join(lines))
+    if not report.intact:
+        raise typer.Exit(int(ExitCode.REJECT))
+
+
 @audit_app.command("summary")
 @fallback_errors
 def audit_summary(
@@ -511,44 +521,6 @@ def audit_summary(
         raise ValueError(f"--day {day!r} is not a date (YYYY-MM-DD)") from None
     summary = daily_summary(AuditLog(_database(ctx)), wanted)
     emit(summary.to_dict(), as_json, summary.text())
-
-
-# --- policy ------------------------------------------------------------------
-@policy_app.command("check")
-@fallback_errors
-def policy_check(
-    ctx: typer.Context,
-    file: Optional[Path] = typer.Argument(
-        None,
-        help="Policy file to check (default: the configured "
-        "one, VOICEAUTH_POLICY__FILE, with its overrides).",
-    ),
-    as_json: bool = JSON,
-) -> None:
-    """Validate a policy file and list its rules in the order they are tried; exit 6 if it is unusable."""
-    from ivr.policy.loader import load_policy, policy_from_settings
-
-    settings = ctx_of(ctx).settings.policy
-    policy = load_policy(file) if file is not None else policy_from_settings(settings)
-    rules = [
-        {
-            "name": r.name,
-            "action": r.action.value,
-            "next": [f.value for f in r.next],
-            "when": r.when.model_dump(mode="json", exclude_none=True),
-        }
-        for r in policy.rules
-    ]
-    emit(
-        {"version": policy.version, "voice_alone_accepts": policy.voice_alone_accepts, "rules": rules},
-        as_json,
-        f"policy {policy.version}: {len(rules)} rules, voice alone "
-        f"{'accepts' if policy.voice_alone_accepts else 'never accepts'}\n"
-        + "\n".join(
-            f"  {i + 1:>2}. {r['name']:<28} {r['action']}{' ' + '/'.join(r['next']) if r['next'] else ''}"
-            for i, r in enumerate(rules)
-        ),
-    )
 
 
 # --- purge -------------------------------------------------------------------
@@ -573,4 +545,6 @@ def purge(
         limits=Limits(db, settings.limits),
         dry_run=dry_run,
     )
+    if not dry_run:
+        _audit_admin(ctx, "purge", None, report.text())
     emit(report.to_dict(), as_json, report.text())

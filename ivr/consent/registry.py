@@ -18,6 +18,7 @@ from sqlalchemy import select
 from ivr.db.base import utc_now
 from ivr.db.engine import Database
 from ivr.db.models_policy import SUBJECT_LEN, ConsentEvent
+from voiceprints.redact import mask
 from voiceprints.store.base import VoiceprintStore
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,7 @@ class ConsentRegistry:
         else:
             log.warning(
                 "opt-out of %s recorded without a voiceprint store; the next purge erases the voiceprint",
-                identity,
+                mask(identity),
             )
         return OptOutResult(identity, deleted, self.state(identity))
 

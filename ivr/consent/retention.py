@@ -21,7 +21,8 @@ from ivr.consent.config import RetentionConfig
 from ivr.consent.registry import ConsentRegistry
 from ivr.db.base import utc_now
 from ivr.db.engine import Database
-from ivr.db.models import OtpChallenge
+from voiceprints.redact import mask
+from ivr.db.models import OtpSend, OtpChallenge
 from ivr.db.models_policy import VoiceprintUse
 from ivr.limits.service import Limits
 from voiceprints.store.base import VoiceprintStore
@@ -123,7 +124,7 @@ def purge(
                     session.execute(delete(VoiceprintUse).where(VoiceprintUse.identity == speaker))
                 log.info(
                     "voiceprint of %s deleted: unused for more than %d days",
-                    speaker,
+                    mask(speaker),
                     config.voiceprint_unused_days,
                 )
     if config.audit_days:
@@ -132,6 +133,9 @@ def purge(
         )
     with db.transaction() as session:
         report.otp_challenges = _purge_otp(session, now - timedelta(days=config.otp_challenge_days), dry_run)
+        if not dry_run:
+            # Send-cap records older than the longest cap window (a day) can never count again.
+            session.execute(delete(OtpSend).where(OtpSend.at < now - timedelta(days=1)))
     if limits is not None:
         report.limit_events = limits.purge(dry_run=dry_run)
     return report

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterator
 
 from sqlalchemy import Engine, create_engine, event
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from ivr.db.migrate import upgrade_to_head
+from voiceprints.private_files import ensure_private_file
 
 # How long a SQLite writer waits for another writer before giving up. Writes
 # here are single-row updates that take microseconds; 5 s only runs out when
@@ -57,7 +59,8 @@ def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
 def open_database(url: str, *, migrate: bool = True, echo: bool = False) -> Database:
     """Connect to ``url`` (SQLite or PostgreSQL) and bring the IVR schema up to date."""
     parsed = make_url(url)
-    kwargs: dict[str, Any] = {"echo": echo}
+    # Bound parameters are account numbers, caller hashes and code hashes: keep them out of error text.
+    kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
     is_sqlite = parsed.get_backend_name() == "sqlite"
     in_memory = is_sqlite and parsed.database in (None, "", ":memory:")
     if in_memory:
@@ -67,6 +70,9 @@ def open_database(url: str, *, migrate: bool = True, echo: bool = False) -> Data
         # A connection dropped by a restarted PostgreSQL or a NAT timeout is
         # replaced before use instead of failing a caller's verification.
         kwargs["pool_pre_ping"] = True
+    if is_sqlite and not in_memory and parsed.database:
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        ensure_private_file(Path(parsed.database))
     engine = create_engine(url, **kwargs)
     if is_sqlite:
         _configure_sqlite(engine, in_memory=in_memory)

@@ -68,6 +68,18 @@ class OtpChallenge(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")
 
 
+class OtpSend(Base):
+    """One code sent to a customer, whatever the backend: the per-customer send caps count these."""
+
+    __tablename__ = "otp_sends"
+    __table_args__ = (CheckConstraint(_one_of("channel", OTP_CHANNELS), name="channel"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(String(8))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
 class KnowledgeAnswer(Base):
     __tablename__ = "knowledge_answers"
     __table_args__ = (UniqueConstraint("customer_id", "question_key"),)

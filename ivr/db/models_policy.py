@@ -28,7 +28,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ivr.db.base import Base, UtcDateTime
 
-LIMIT_KINDS = ("identity", "caller")
+LIMIT_KINDS = ("identity", "caller", "withheld", "trunk")
 LIMIT_EVENTS = ("attempt", "failure", "success")
 CONSENT_KINDS = ("granted", "opted_out", "expired")
 # Identities are account numbers (customers.external_id is 64 wide); caller
@@ -59,6 +59,20 @@ class LimitSubject(Base):
     # the reset are ordered unambiguously (ids grow under the row lock).
     reset_after_id: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # Locks in a row without a success or an admin unlock in between: each
+    # one lasts twice as long as the one before (LimitRule.escalate).
+    lockouts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AuthLease(Base):
+    """At most one authentication in progress per claimed identity, across every worker and line."""
+
+    __tablename__ = "auth_leases"
+
+    identity: Mapped[str] = mapped_column(String(SUBJECT_LEN), primary_key=True)
+    # The call holding it (its call id), so only that call releases it.
+    holder: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class LimitEvent(Base):
@@ -124,3 +138,23 @@ class AuditEvent(Base):
     latency_ms: Mapped[float | None] = mapped_column(Float())
     locked_out: Mapped[bool] = mapped_column(Boolean(), default=False)
     policy_version: Mapped[str | None] = mapped_column(String(32))
+    # Tamper evidence (ivr.audit.log): keyed digest of ``identity`` (kept when
+    # an erasure blanks the account), the previous row's MAC and this row's.
+    identity_digest: Mapped[str | None] = mapped_column(String(64))
+    prev_mac: Mapped[str | None] = mapped_column(String(64))
+    mac: Mapped[str | None] = mapped_column(String(64))
+
+
+# The chain's first row follows this "MAC".
+GENESIS_MAC = "0" * 64
+
+
+class AuditChainHead(Base):
+    """One row (id 1): the newest row's MAC. Rows deleted from the end no longer match it."""
+
+    __tablename__ = "audit_chain"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    head_mac: Mapped[str] = mapped_column(String(64))
+    # Rows ever sealed, for the admin's view.
+    length: Mapped[int] = mapped_column(Integer, default=0)

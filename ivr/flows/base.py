@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Awaitable, Callable, Protocol
+from typing import Awaitable, Callable
 
 from ivr.call import CallSession
 
@@ -56,17 +56,3 @@ def _dialplan_safe(text: str) -> str:
 
 
 Flow = Callable[[CallSession], Awaitable[FlowResult]]
-
-
-class SecondFactor(Protocol):
-    """Proves the caller holds the claimed account before a voiceprint is enrolled (PIN now, OTP later)."""
-
-    @property
-    def name(self) -> str:
-        """What the caller was asked for, in log and result reasons ("PIN", "one-time code")."""
-        ...
-
-    async def verify(self, call: "CallIO", account: str) -> bool: ...
-
-
-from ivr.flows.callio import CallIO  # noqa: E402  (type used in the protocol above)

@@ -1,7 +1,13 @@
-"""Enrolment line: identify, prove it with a second factor, consent, speak, store.
+"""Enrolment line: claim the account, prove it by policy, consent, speak, store.
 
-Nothing is written until the very end: a caller who hangs up part-way leaves
-no partial voiceprint (the engine writes one record in one transaction).
+How the caller proves the account is the decision policy's (``line:
+enroll``): a one-time code to a contact on file, or the PIN; when a
+voiceprint is already on file, a PIN alone never replaces it — the current
+voice or a code must confirm it. Limits, the lease and the audit come from
+the guard. Nothing is written until the very end: a caller who hangs up
+part-way leaves no partial voiceprint, and the audit row is written before
+the voiceprint, so no voiceprint changes without one. The customer is told
+on the contact on file.
 """
 
 from __future__ import annotations
@@ -10,15 +16,19 @@ import asyncio
 import logging
 
 from ivr.call import CallSession
-from ivr.consent.registry import ConsentRegistry
-from ivr.flows.base import FlowResult, Result, SecondFactor
+from ivr.flows.base import FlowResult, Result
 from ivr.flows.callio import CallIO
 from ivr.flows.claim import claimed_account
 from ivr.flows.config import FlowConfig
+from ivr.flows.guard import Attempt, Guard
+from ivr.flows.steps import FactorSteps
+from ivr.flows.verify import why_not_enrolled
+from ivr.notices import NoticeKind
+from ivr.policy.model import Action, Factor, FactorAttempt, Line, PolicyDecision
 from voiceprints.audio.clip import AudioClip
 from voiceprints.audio.quality import QualityProblem, QualityReport
 from voiceprints.engine import VoiceprintEngine
-from voiceprints.errors import EnrolmentError
+from voiceprints.errors import EnrolmentError, VoiceprintError
 
 log = logging.getLogger("ivr.flows.enroll")
 
@@ -34,49 +44,87 @@ CONSENT_KEY, DECLINE_KEY = "1", "2"
 CONSENT_CHANNEL = "ivr-enroll"
 
 
+async def prove_account(attempt: Attempt, engine: VoiceprintEngine, steps: FactorSteps) -> tuple[PolicyDecision, bool]:
+    """The enrolment and opt-out lines' authentication; returns the decision and whether a voiceprint is on file."""
+    account = attempt.account
+    on_file = bool(await asyncio.to_thread(engine.store.model_ids_for, account))
+    scorable = on_file and await why_not_enrolled(engine, account) is None
+    available, factor_steps = await steps.others(attempt.io, attempt.customer)
+    if scorable:
+        async def voice() -> FactorAttempt:
+            return (await steps.voice.run(attempt.io, account)).attempt
+
+        available.add(Factor.VOICE)
+        factor_steps[Factor.VOICE] = voice
+    identity = await attempt.identity_state(enrolled=on_file, available=available)
+    return await attempt.authenticate(identity, factor_steps), on_file
+
+
+def not_proven(account: str, decision: PolicyDecision, factors: list[FactorAttempt]) -> FlowResult:
+    said = [f"{f.factor.value} {f.outcome.value}" for f in factors] or ["no factor could be asked"]
+    reason = f"account not proven: {', '.join(said)}; {decision.reason} (rule {decision.rule})"
+    return FlowResult(Result.LOCKED if decision.result == "LOCKED" else Result.FAILED, account, reason=reason)
+
+
 class EnrollFlow:
     name = "enroll"
 
-    def __init__(self, engine: VoiceprintEngine, config: FlowConfig, second_factor: SecondFactor,
-                 consent: ConsentRegistry | None = None) -> None:
+    def __init__(self, engine: VoiceprintEngine, config: FlowConfig, guard: Guard, steps: FactorSteps) -> None:
         self.engine = engine
         self.config = config
-        self.second_factor = second_factor
-        self.consent = consent
+        self.guard = guard
+        self.steps = steps
 
     async def __call__(self, call: CallSession) -> FlowResult:
         io = CallIO(call, self.engine.config.quality.vad_aggressiveness)
         await io.play("enroll-welcome")
         account = await claimed_account(io, self.config)
         if account is None:
-            return FlowResult(Result.FAILED, reason="no account number entered")
-        if not await self.second_factor.verify(io, account):
+            return await self.guard.unclaimed(io, Line.ENROLL, FlowResult(
+                Result.FAILED, reason="no account number entered"))
+        return await self.guard.run(io, Line.ENROLL, account, self._enrol)
+
+    async def _enrol(self, attempt: Attempt) -> FlowResult:
+        io, account = attempt.io, attempt.account
+        decision, on_file = await prove_account(attempt, self.engine, self.steps)
+        if decision.action is not Action.ACCEPT:
             await io.play("enroll-factor-failed")
-            return FlowResult(Result.FAILED, account, reason=f"{self.second_factor.name} not confirmed")
+            return not_proven(account, decision, attempt.factors)
         if not await self._consent(io):
             await io.play("enroll-declined")
             return FlowResult(Result.DECLINED, account, reason="caller did not consent to a voiceprint")
-        if self.consent is not None:
-            # Explicit consent, recorded with time, channel and policy version before any audio is kept.
-            await asyncio.to_thread(self.consent.record_consent, account, CONSENT_CHANNEL)
-            permission = await asyncio.to_thread(self.consent.may_enrol, account)
-            if not permission:
-                await io.play("enroll-not-allowed")
-                return FlowResult(Result.FAILED, account, reason=permission.reason)
+        consent = self.guard.kit.consent
+        # Explicit consent, recorded with time, channel and policy version before any audio is kept.
+        await asyncio.to_thread(consent.record_consent, account, CONSENT_CHANNEL)
+        permission = await asyncio.to_thread(consent.may_enrol, account)
+        if not permission:
+            await io.play("enroll-not-allowed")
+            return FlowResult(Result.FAILED, account, reason=permission.reason)
         clips = await self._utterances(io)
         if clips is None:
             await io.play("enroll-failed")
             return FlowResult(Result.FAILED, account, reason="could not record enough usable speech")
         try:
-            result = await self.engine.aenroll(account, clips)
+            prepared = await self.engine.aprepare_enrolment(clips)
         except EnrolmentError as exc:
             await io.play("enroll-failed")
             return FlowResult(Result.FAILED, account, reason=str(exc))
-        await io.play("enroll-done")
-        meta = result.voiceprint.meta
-        return FlowResult(Result.ENROLLED, account, reason=(
+        meta = prepared.meta
+        result = await attempt.commit(FlowResult(Result.ENROLLED, account, method="voice", reason=(
+            f"{'replaced the voiceprint on file' if on_file else 'first voiceprint'}: "
             f"{meta.utterance_count} utterances, {meta.net_speech_s:.1f} s of speech, "
-            f"consistency {result.consistency:.2f}"), method="voice")
+            f"consistency {prepared.consistency:.2f}")))
+        if result.result is not Result.ENROLLED:
+            await io.play("enroll-failed")
+            return result
+        try:
+            await self.engine.astore_enrolment(account, prepared)
+        except VoiceprintError as exc:
+            await io.play("enroll-failed")
+            return await attempt.commit(FlowResult(Result.ERROR, account, reason=f"voiceprint not stored: {exc}"))
+        await io.play("enroll-done")
+        await attempt.notify(NoticeKind.VOICEPRINT_REPLACED if on_file else NoticeKind.VOICEPRINT_CREATED)
+        return result
 
     async def _consent(self, io: CallIO) -> bool:
         for _ in range(self.config.input_attempts):

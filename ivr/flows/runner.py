@@ -6,9 +6,11 @@ import logging
 import time
 from typing import Awaitable, Callable
 
+from ivr.audit.log import scrub
 from ivr.call import CallerHungUp, CallSession
 from ivr.flows.base import Flow, FlowResult, Result
 from voiceprints.errors import VoiceprintError
+from voiceprints.redact import mask
 
 log = logging.getLogger("ivr.calls")
 
@@ -27,7 +29,7 @@ async def run_call(flow: Flow, call: CallSession, *, flow_name: str = "flow",
     # The worker logs each call's start and end at INFO with channel and transport
     # (ivr.service.calls); here only DEBUG detail, so a call is one pair of lines.
     log.debug("call %s: %s flow started (caller %s, language %s)", info.call_id, flow_name,
-             info.caller_id or "unknown", info.language)
+             mask(info.caller_id), info.language)
     result: FlowResult | None
     try:
         result = await flow(call)
@@ -52,8 +54,8 @@ async def run_call(flow: Flow, call: CallSession, *, flow_name: str = "flow",
                  info.call_id, flow_name, duration)
     else:
         log.debug("call %s: %s %s account=%s score=%s reason=%s (%.1f s)", info.call_id, flow_name,
-                 result.result.value, result.account or "-",
-                 "-" if result.score is None else f"{result.score:.3f}", result.reason or "-", duration)
+                 result.result.value, mask(result.account),
+                 "-" if result.score is None else f"{result.score:.3f}", scrub(result.reason) or "-", duration)
     try:
         await call.hang_up()
     except Exception:  # noqa: BLE001 - the call is over either way

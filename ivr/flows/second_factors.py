@@ -2,7 +2,9 @@
 
 Each step returns a :class:`~ivr.policy.model.FactorAttempt` for the policy
 and the audit log; codes and answers never leave these functions (not in the
-attempt's detail, not in logs).
+attempt's detail, not in logs). For a claimed account that does not exist,
+the code step plays the part of a code sent to the usual channel and finds
+every entry wrong, so the line does not tell which accounts exist.
 """
 
 from __future__ import annotations
@@ -12,20 +14,22 @@ import logging
 import time
 from dataclasses import dataclass
 
-from ivr.db.customers import CustomerDirectory, CustomerRecord
+from ivr.db.customers import CustomerRecord
 from ivr.flows.callio import CallIO
 from ivr.flows.config import FlowConfig
 from ivr.knowledge.catalogue import question
 from ivr.knowledge.policy import KnowledgeOutcome, KnowledgePolicy, NotEnoughQuestions
 from ivr.knowledge.service import KnowledgeService
 from ivr.otp.backends import OtpBackend
-from ivr.otp.errors import NoDestinationError, OtpDeliveryError, OtpUnavailableError, ResendRefused
+from ivr.otp.errors import NoDestinationError, OtpDeliveryError, OtpUnavailableError, ResendRefused, SendCapReached
 from ivr.otp.service import OtpResult
 from ivr.policy.model import Factor, FactorAttempt, FactorOutcome
 
 log = logging.getLogger("ivr.flows.factors")
 
 OTP_MAX_DIGITS = 10  # codes are 4-10 digits (OtpConfig); '#' ends earlier
+# The channel a decoy claims when the backend offers it: the most common one.
+_DECOY_CHANNELS = ("sms", "email", "voice")
 
 
 def _ms(started: float) -> float:
@@ -36,26 +40,28 @@ def _ms(started: float) -> float:
 class OtpStep:
     backend: OtpBackend
     config: FlowConfig
+    # Entries per code (OtpConfig.max_attempts): what the decoy allows too.
+    max_attempts: int = 3
 
-    async def run(self, io: CallIO, customer: CustomerRecord) -> FactorAttempt:
+    async def run(self, io: CallIO, customer: CustomerRecord | None) -> FactorAttempt:
         started = time.monotonic()
 
         def attempt(outcome: FactorOutcome, detail: str) -> FactorAttempt:
             return FactorAttempt(Factor.OTP, outcome, latency_ms=_ms(started), detail=detail)
 
+        if customer is None:
+            return await self._decoy(io, attempt)
         try:
             handle = await self.backend.start(customer)
         except NoDestinationError as exc:
             return attempt(FactorOutcome.UNAVAILABLE, str(exc))
-        except (OtpDeliveryError, OtpUnavailableError, ResendRefused) as exc:
+        except (OtpDeliveryError, OtpUnavailableError, ResendRefused, SendCapReached) as exc:
             await io.play("otp-unavailable")
             return attempt(FactorOutcome.UNAVAILABLE, f"code not delivered: {exc}")
         await io.play(f"otp-sent-{handle.channel}")
         silent = 0
         while True:
-            await io.play("otp-enter")
-            entered = await io.read_digits(OTP_MAX_DIGITS, self.config.first_digit_timeout_s * 2,
-                                           self.config.next_digit_timeout_s)
+            entered = await self._entry(io)
             if not entered:
                 silent += 1
                 if silent >= self.config.input_attempts:
@@ -76,6 +82,29 @@ class OtpStep:
             await io.play(prompt)
             return attempt(FactorOutcome.FAIL, f"code {check.result.value}")
 
+    async def _entry(self, io: CallIO) -> str:
+        await io.play("otp-enter")
+        return await io.read_digits(OTP_MAX_DIGITS, self.config.first_digit_timeout_s * 2,
+                                    self.config.next_digit_timeout_s)
+
+    async def _decoy(self, io: CallIO, attempt) -> FactorAttempt:  # type: ignore[no-untyped-def]
+        """What a known customer hears, with no code behind it: every entry is wrong."""
+        channel = next((c for c in _DECOY_CHANNELS if c in self.backend.channels), "sms")
+        await io.play(f"otp-sent-{channel}")
+        silent = wrong = 0
+        while True:
+            if not await self._entry(io):
+                silent += 1
+                if silent >= self.config.input_attempts:
+                    return attempt(FactorOutcome.INCONCLUSIVE, "no code entered")
+                continue
+            wrong += 1
+            if wrong < self.max_attempts:
+                await io.play("otp-wrong")
+                continue
+            await io.play("otp-too-many")
+            return attempt(FactorOutcome.FAIL, "code too_many_attempts (no such customer)")
+
 
 @dataclass(frozen=True)
 class KbaStep:
@@ -83,13 +112,19 @@ class KbaStep:
     policy: KnowledgePolicy
     config: FlowConfig
 
-    async def run(self, io: CallIO, customer: CustomerRecord) -> FactorAttempt:
+    async def available(self, customer: CustomerRecord | None) -> bool:
+        if customer is None:
+            return False
+        return len(await asyncio.to_thread(self.knowledge.questions_for, customer)) >= self.policy.required
+
+    async def run(self, io: CallIO, customer: CustomerRecord | None) -> FactorAttempt:
         started = time.monotonic()
-        available = await asyncio.to_thread(self.knowledge.questions_for, customer)
+        available = await asyncio.to_thread(self.knowledge.questions_for, customer) if customer else []
         try:
             chosen = self.policy.choose(available)
         except NotEnoughQuestions as exc:
             return FactorAttempt(Factor.KBA, FactorOutcome.UNAVAILABLE, latency_ms=_ms(started), detail=str(exc))
+        assert customer is not None
         await io.play("kba-intro")
         results: list[bool] = []
         outcome = KnowledgeOutcome.UNDECIDED
@@ -105,19 +140,3 @@ class KbaStep:
         detail = f"{sum(results)} of {len(results)} answers correct (need {self.policy.required})"
         verdict = FactorOutcome.PASS if outcome is KnowledgeOutcome.PASSED else FactorOutcome.FAIL
         return FactorAttempt(Factor.KBA, verdict, latency_ms=_ms(started), detail=detail)
-
-
-@dataclass(frozen=True)
-class OtpFactor:
-    """The enrolment line's second factor: a one-time code to the customer's registered contact."""
-
-    customers: CustomerDirectory
-    step: OtpStep
-    name: str = "one-time code"
-
-    async def verify(self, io: CallIO, account: str) -> bool:
-        customer = await asyncio.to_thread(self.customers.get, account)
-        if customer is None:
-            log.info("enrolment: account %s is not a known customer", account)
-            return False
-        return (await self.step.run(io, customer)).outcome is FactorOutcome.PASS

@@ -51,6 +51,7 @@ class KnowledgeService:
         self._db = db
         self._pepper = pepper
         self._hasher = hasher or default_hasher()
+        self._decoy_hash: str | None = None
 
     def _material(self, key: str, normalised: str) -> bytes:
         # The question key is part of what is hashed: a hash copied onto
@@ -79,6 +80,24 @@ class KnowledgeService:
                 )
             )
         return [key for key, q in CATALOGUE.items() if key in keys and q.asked_as_knowledge]
+
+    def has_answer(self, customer: CustomerRef, key: str) -> bool:
+        with self._db.sessions() as session:
+            return session.scalar(
+                select(KnowledgeAnswer.id).where(
+                    KnowledgeAnswer.customer_id == _customer_id(customer), KnowledgeAnswer.question_key == key
+                )
+            ) is not None
+
+    def check_nobody(self, key: str, entered: str) -> bool:
+        """Costs what ``check`` costs and is always False: an unknown account must not answer faster."""
+        if self._decoy_hash is None:
+            self._decoy_hash = self._hasher.hash(self._material(key, "decoy"))
+        try:
+            self._hasher.verify(self._decoy_hash, self._material(key, entered or "-"))
+        except (VerificationError, InvalidHashError):
+            pass
+        return False
 
     def check(self, customer: CustomerRef, key: str, entered: str) -> bool:
         entry = question(key).normalise_entry(entered)

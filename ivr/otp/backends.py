@@ -19,6 +19,7 @@ from twilio.rest import Client
 from ivr.contacts import mask_email, mask_phone
 from ivr.db.base import utc_now
 from ivr.db.customers import CustomerRecord
+from ivr.otp.caps import OtpSendCaps
 from ivr.otp.codes import normalise_entry
 from ivr.otp.config import OtpConfig
 from ivr.otp.errors import NoDestinationError, OtpDeliveryError, OtpUnavailableError, ResendRefused
@@ -46,11 +47,16 @@ class ChallengeHandle:
 
 
 class OtpBackend(Protocol):
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """The channels codes can be sent on (what a decoy for an unknown account claims to use)."""
+        ...
+
     async def start(self, customer: CustomerRecord, channel: str | None = None) -> ChallengeHandle:
         """Send a code on ``channel`` (default: the customer's preferred one).
 
-        Raises NoDestinationError or OtpDeliveryError: the flow moves on to
-        another factor.
+        Raises NoDestinationError, OtpDeliveryError or SendCapReached: the
+        flow moves on to another factor.
         """
         ...
 
@@ -78,10 +84,21 @@ def _masked(customer: CustomerRecord, channel: str) -> str:
     return mask_email(address) if channel == "email" else mask_phone(address)
 
 
+async def _take_send(caps: OtpSendCaps | None, customer: CustomerRecord, channel: str) -> None:
+    if caps is not None:
+        await asyncio.to_thread(caps.take, customer.id, channel)
+
+
 class LocalOtpBackend:
-    def __init__(self, service: OtpService, senders: Mapping[str, OtpSender]) -> None:
+    def __init__(self, service: OtpService, senders: Mapping[str, OtpSender], *,
+                 caps: OtpSendCaps | None = None) -> None:
         self._service = service
         self._senders = dict(senders)
+        self._caps = caps
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return tuple(self._senders)
 
     def _sender(self, channel: str) -> OtpSender:
         try:
@@ -93,12 +110,14 @@ class LocalOtpBackend:
         channel = channel or customer.preferred_otp_channel
         sender = self._sender(channel)
         destination = _masked(customer, channel)
+        await _take_send(self._caps, customer, channel)
         issued = await asyncio.to_thread(self._service.issue, customer.id, channel)
         handle = ChallengeHandle(issued.challenge_id, channel, destination, customer, utc_now())
         await self._deliver(handle, sender, issued.code)
         return handle
 
     async def resend(self, handle: ChallengeHandle) -> ChallengeHandle:
+        await _take_send(self._caps, handle.customer, handle.channel)
         issued = await asyncio.to_thread(self._service.resend, handle.id)
         again = replace(handle, sent_at=utc_now(), resends=handle.resends + 1)
         await self._deliver(again, self._sender(handle.channel), issued.code)
@@ -134,6 +153,7 @@ class TwilioVerifyBackend:
         *,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         clock: Clock = utc_now,
+        caps: OtpSendCaps | None = None,
     ) -> None:
         """``config`` supplies the resend limits; length, expiry and attempts are set on the Verify service."""
         self._client = client
@@ -141,12 +161,18 @@ class TwilioVerifyBackend:
         self._config = config or OtpConfig()
         self._timeout_s = timeout_s
         self._clock = clock
+        self._caps = caps
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return tuple(_VERIFY_CHANNELS)
 
     async def start(self, customer: CustomerRecord, channel: str | None = None) -> ChallengeHandle:
         channel = channel or customer.preferred_otp_channel
         if channel not in _VERIFY_CHANNELS:
             raise NoDestinationError(f"Twilio Verify cannot send codes by {channel!r}")
         destination = _masked(customer, channel)
+        await _take_send(self._caps, customer, channel)
         sid = await self._send(customer, channel, destination)
         return ChallengeHandle(sid, channel, destination, customer, self._clock())
 
@@ -165,6 +191,7 @@ class TwilioVerifyBackend:
             )
         # Creating a verification for the same destination while one is
         # pending makes Verify resend the pending code.
+        await _take_send(self._caps, handle.customer, handle.channel)
         sid = await self._send(handle.customer, handle.channel, handle.destination)
         return replace(handle, id=sid, sent_at=self._clock(), resends=handle.resends + 1)
 

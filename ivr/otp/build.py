@@ -1,32 +1,36 @@
-"""Build the one-time-code backend the settings describe (None: no channel configured)."""
+"""Build what the settings describe: the senders, the one-time-code backend (None: no channel configured)."""
 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from ivr.db.engine import Database
 from ivr.otp.backends import OtpBackend
+from ivr.otp.caps import OtpSendCaps
 from ivr.otp.senders.base import OtpSender
 from ivr.otp.settings import OtpSettings
+
+if TYPE_CHECKING:
+    from twilio.rest import Client
 
 log = logging.getLogger("ivr.otp")
 
 
-def otp_backend(settings: OtpSettings, db: Database, secret: bytes) -> OtpBackend | None:
+def _twilio_client(settings: OtpSettings) -> "Client | None":
     twilio = settings.twilio
-    client = None
-    if twilio.configured:
-        from ivr.otp.senders.twilio_rest import twilio_client
+    if not twilio.configured:
+        return None
+    from ivr.otp.senders.twilio_rest import twilio_client
 
-        assert twilio.account_sid and twilio.auth_token
-        client = twilio_client(twilio.account_sid, twilio.auth_token.get_secret_value(), timeout_s=twilio.timeout_s)
-    if settings.backend == "twilio-verify":
-        if client is None or not twilio.verify_service_sid:
-            raise ValueError("VOICEAUTH_OTP__BACKEND=twilio-verify needs VOICEAUTH_OTP__TWILIO__ACCOUNT_SID, "
-                             "__AUTH_TOKEN and __VERIFY_SERVICE_SID")
-        from ivr.otp.backends import TwilioVerifyBackend
+    assert twilio.account_sid and twilio.auth_token
+    return twilio_client(twilio.account_sid, twilio.auth_token.get_secret_value(), timeout_s=twilio.timeout_s)
 
-        return TwilioVerifyBackend(client, twilio.verify_service_sid, settings.code, timeout_s=twilio.timeout_s)
+
+def build_senders(settings: OtpSettings, client: "Client | None" = None) -> dict[str, OtpSender]:
+    """The configured channels: e-mail (SMTP), SMS and voice calls (Twilio). Codes and notices share them."""
+    twilio = settings.twilio
+    client = client or _twilio_client(settings)
     senders: dict[str, OtpSender] = {}
     if settings.smtp is not None:
         from ivr.otp.senders.smtp import SmtpOtpSender
@@ -40,6 +44,22 @@ def otp_backend(settings: OtpSettings, db: Database, secret: bytes) -> OtpBacken
                                          messaging_service_sid=twilio.messaging_service_sid, timeout_s=twilio.timeout_s)
         if twilio.from_number:
             senders["voice"] = TwilioVoiceSender(client, from_number=twilio.from_number, timeout_s=twilio.timeout_s)
+    return senders
+
+
+def otp_backend(settings: OtpSettings, db: Database, secret: bytes) -> OtpBackend | None:
+    twilio = settings.twilio
+    client = _twilio_client(settings)
+    caps = OtpSendCaps(db, settings.code)
+    if settings.backend == "twilio-verify":
+        if client is None or not twilio.verify_service_sid:
+            raise ValueError("VOICEAUTH_OTP__BACKEND=twilio-verify needs VOICEAUTH_OTP__TWILIO__ACCOUNT_SID, "
+                             "__AUTH_TOKEN and __VERIFY_SERVICE_SID")
+        from ivr.otp.backends import TwilioVerifyBackend
+
+        return TwilioVerifyBackend(client, twilio.verify_service_sid, settings.code, timeout_s=twilio.timeout_s,
+                                   caps=caps)
+    senders = build_senders(settings, client)
     if not senders:
         log.warning("one-time codes are off: configure VOICEAUTH_OTP__SMTP__* (e-mail) or "
                     "VOICEAUTH_OTP__TWILIO__* (SMS, voice)")
@@ -48,4 +68,4 @@ def otp_backend(settings: OtpSettings, db: Database, secret: bytes) -> OtpBacken
     from ivr.otp.service import OtpService
 
     log.info("one-time codes by %s", ", ".join(sorted(senders)))
-    return LocalOtpBackend(OtpService(db, secret, settings.code), senders)
+    return LocalOtpBackend(OtpService(db, secret, settings.code), senders, caps=caps)

@@ -20,3 +20,8 @@ class OtpConfig(BaseModel):
     # Carriers can take 10-20 s to deliver an SMS; resending sooner mostly
     # produces two codes on the phone, only the last of which works.
     resend_cooldown_s: int = Field(30, ge=0, le=600)
+    # Codes sent to one customer, whatever line or caller asked for them: a
+    # customer needs one or two a day; more is someone using the IVR to flood
+    # their phone or mailbox (SMS bombing) or to farm codes.
+    max_sends_per_hour: int = Field(5, ge=1, le=100)
+    max_sends_per_day: int = Field(10, ge=1, le=1000)

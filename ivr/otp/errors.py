@@ -43,3 +43,9 @@ class NoDestinationError(OtpError):
     """The customer has no address for the requested channel."""
 
     code = "otp_no_destination"
+
+
+class SendCapReached(OtpError):
+    """No code was sent: the customer already received as many as the hourly or daily cap allows."""
+
+    code = "otp_send_cap_reached"

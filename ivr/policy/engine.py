@@ -9,6 +9,10 @@ from ivr.policy.schema import Policy, PolicyError, When
 def matches(when: When, context: DecisionContext) -> bool:
     last = context.last
     identity = context.identity
+    if when.line is not None and context.line not in when.line:
+        return False
+    if when.voice_grey is not None and context.voice_grey() != when.voice_grey:
+        return False
     if when.factor is not None and (last.factor.value if last else NO_FACTOR) not in when.factor:
         return False
     if when.outcome is not None and (last is None or last.outcome not in when.outcome):

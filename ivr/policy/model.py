@@ -15,6 +15,22 @@ class Factor(str, enum.Enum):
     VOICE = "voice"
     OTP = "otp"  # one-time code by SMS / voice call / e-mail
     KBA = "kba"  # knowledge questions
+    PIN = "pin"  # a PIN on file, keyed in (enrolment and opt-out lines)
+
+
+# Factors that authenticate on their own (NIST SP 800-63B: a biometric, a
+# one-time code to a contact on file, a memorised secret). Knowledge answers
+# are not one of them: dates of birth and postal codes are often public, so
+# they may only confirm a voice that scored in the grey band.
+AUTHENTICATORS = frozenset({Factor.VOICE, Factor.OTP, Factor.PIN})
+
+
+class Line(str, enum.Enum):
+    """Which phone line the caller is on: each has its own rules in the policy."""
+
+    VERIFY = "verify"
+    ENROLL = "enroll"  # creates or replaces a voiceprint
+    OPTOUT = "optout"  # deletes it
 
 
 class FactorOutcome(str, enum.Enum):
@@ -25,6 +41,12 @@ class FactorOutcome(str, enum.Enum):
     REFUSED = "refused"  # the caller declined this factor (e.g. will not speak, opted out)
     UNAVAILABLE = "unavailable"  # could not be run: no destination, delivery failed, too few answers
     ERROR = "error"  # something broke (provider down, audio error)
+    HUNG_UP = "hung_up"  # the caller hung up while the factor was being tried
+
+
+# Outcomes that are not a try by the caller, so they do not count toward a
+# lockout: the factor could not be offered at all.
+NOT_A_TRY = frozenset({FactorOutcome.PASS, FactorOutcome.UNAVAILABLE, FactorOutcome.NOT_ENROLLED})
 
 
 class Action(str, enum.Enum):
@@ -48,6 +70,17 @@ class FactorAttempt:
     threshold: float | None = None
     latency_ms: float | None = None
     detail: str = ""
+    # Voice only: the speech was good and the score fell between the reject
+    # and accept thresholds (an INCONCLUSIVE for a short or noisy answer is not).
+    grey_band: bool = False
+    # Wrong entries inside this attempt that each count toward the lockout
+    # (PIN: 4 digits are guessable, so every wrong PIN counts, not the call).
+    wrong_tries: int = 0
+
+    @property
+    def counts_as_failure(self) -> bool:
+        """Every try that did not pass counts toward the lockout: silence and hang-ups included."""
+        return self.outcome not in NOT_A_TRY
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -57,6 +90,7 @@ class FactorAttempt:
             "threshold": self.threshold,
             "latency_ms": self.latency_ms,
             "detail": self.detail,
+            "grey_band": self.grey_band,
         }
 
 
@@ -64,10 +98,11 @@ class FactorAttempt:
 class IdentityState:
     """What is known about the claimed identity when deciding.
 
-    ``available``: factors this identity can be asked for (voice: a usable
-    voiceprint; otp: a destination for a configured channel; kba: enough
-    answers on file). ``recent_failures``: failed factors inside the lockout
-    window, from :class:`ivr.limits.Limits` (other calls included).
+    ``available``: factors this call can ask for (see the flows: on the
+    verify line voice is always asked, enrolled or not, so that an unknown
+    account sounds the same as a known one). ``enrolled``: a voiceprint is on
+    file. ``recent_failures``: failed factors inside the lockout window, from
+    :class:`ivr.limits.Limits` (other calls included).
     """
 
     known: bool = True
@@ -83,6 +118,7 @@ class DecisionContext:
     identity: IdentityState
     # Factors tried in this call, oldest first; empty before the first one.
     factors: tuple[FactorAttempt, ...] = field(default_factory=tuple)
+    line: Line = Line.VERIFY
 
     @property
     def last(self) -> FactorAttempt | None:
@@ -96,6 +132,9 @@ class DecisionContext:
 
     def call_failures(self) -> int:
         return sum(1 for f in self.factors if f.outcome is FactorOutcome.FAIL)
+
+    def voice_grey(self) -> bool:
+        return any(f.factor is Factor.VOICE and f.grey_band for f in self.factors)
 
 
 @dataclass(frozen=True)

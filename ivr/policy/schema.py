@@ -14,9 +14,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ivr.policy.model import NO_FACTOR, Action, Factor, FactorOutcome
+from ivr.policy.model import AUTHENTICATORS, NO_FACTOR, Action, Factor, FactorOutcome, Line
 
-FactorOrNone = Literal["none", "voice", "otp", "kba"]
+FactorOrNone = Literal["none", "voice", "otp", "kba", "pin"]
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,47}$")
 ALL_FACTOR_STATES = frozenset({NO_FACTOR, *(f.value for f in Factor)})
 ALL_OUTCOMES = frozenset(FactorOutcome)
@@ -36,6 +36,8 @@ def _as_list(value: Any) -> Any:
 class When(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # The phone line: verify, enroll (creates or replaces a voiceprint), optout (deletes it).
+    line: frozenset[Line] | None = None
     # The factor tried last in this call ("none": nothing tried yet).
     factor: frozenset[FactorOrNone] | None = None
     # Its outcome.
@@ -55,8 +57,10 @@ class When(BaseModel):
     tried: frozenset[Factor] | None = None
     passed: frozenset[Factor] | None = None
     available: frozenset[Factor] | None = None
+    # A voice tried in this call scored in the grey band (good speech, between the thresholds).
+    voice_grey: bool | None = None
 
-    _lists = field_validator("factor", "outcome", "tried", "passed", "available", mode="before")(_as_list)
+    _lists = field_validator("line", "factor", "outcome", "tried", "passed", "available", mode="before")(_as_list)
 
     def is_empty(self) -> bool:
         return all(getattr(self, name) is None for name in type(self).model_fields)
@@ -72,9 +76,9 @@ class When(BaseModel):
         if self.factor == frozenset({NO_FACTOR}):
             if self.outcome is not None or self.score_at_least is not None or self.score_below is not None:
                 return "factor 'none' (nothing tried yet) has no outcome or score to test"
-            if self.tried or self.passed or self.call_failures_at_least:
-                return "factor 'none' (nothing tried yet) contradicts tried/passed/call_failures_at_least"
-        for name in ("factor", "outcome", "tried", "passed", "available"):
+            if self.tried or self.passed or self.call_failures_at_least or self.voice_grey:
+                return "factor 'none' (nothing tried yet) contradicts tried/passed/call_failures_at_least/voice_grey"
+        for name in ("line", "factor", "outcome", "tried", "passed", "available"):
             if getattr(self, name) == frozenset():
                 return f"{name} is an empty list"
         return None
@@ -96,13 +100,14 @@ class When(BaseModel):
 
         tried_by_other = (other.tried or frozenset()) | (other.passed or frozenset())
         return (
-            subset(self.factor, other.factor)
+            subset(self.line, other.line)
+            and subset(self.factor, other.factor)
             and subset(self.outcome, other.outcome)
             and at_least(self.score_at_least, other.score_at_least)
             and below(self.score_below, other.score_below)
             and all(
                 getattr(self, b) is None or getattr(self, b) == getattr(other, b)
-                for b in ("known", "enrolled", "opted_out", "locked")
+                for b in ("known", "enrolled", "opted_out", "locked", "voice_grey")
             )
             and at_least(self.recent_failures_at_least, other.recent_failures_at_least)
             and at_least(self.call_failures_at_least, other.call_failures_at_least)
@@ -149,6 +154,22 @@ class Rule(BaseModel):
                     "otherwise a failed or missing factor could be accepted"
                 )
         return self
+
+    def accepts_knowledge_alone(self) -> bool:
+        """Could this rule accept a caller whose only passed factor is knowledge answers?
+
+        Conservative: True unless the conditions require a passed
+        authenticator (voice, code, PIN) or a voice in the grey band. NIST SP
+        800-63B does not count knowledge answers as an authenticator.
+        """
+        when = self.when
+        if self.action is not Action.ACCEPT or when.voice_grey:
+            return False
+        if when.passed and when.passed & AUTHENTICATORS:
+            return False
+        last_is_authenticator = when.factor is not None and when.factor <= {f.value for f in AUTHENTICATORS}
+        passes_only = when.outcome is not None and when.outcome <= {FactorOutcome.PASS}
+        return not (last_is_authenticator and passes_only)
 
     @property
     def always_fires(self) -> bool:
@@ -198,3 +219,12 @@ class Policy(BaseModel):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def warnings(self) -> list[str]:
+        """What is allowed but weakens security; ``ivr policy check --strict`` refuses a policy with any."""
+        return [
+            f"rule {rule.name!r} accepts on knowledge answers alone: they are not an authenticator "
+            "(NIST SP 800-63B); require a passed voice, code or PIN (passed: [...]), or voice_grey: true"
+            for rule in self.rules
+            if rule.accepts_knowledge_alone()
+        ]

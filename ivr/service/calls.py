@@ -14,9 +14,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Coroutine, Mapping, Protocol
 
+from ivr.audit.log import scrub
 from ivr.call import CallerHungUp, CallSession
 from ivr.flows.base import Flow, FlowResult, Result
 from ivr.service.metrics import ServiceMetrics
+from voiceprints.redact import mask
 
 log = logging.getLogger("ivr.service.calls")
 
@@ -79,7 +81,7 @@ class CallRunner:
             channel,
             mode,
             via,
-            info.caller_id or "-",
+            mask(info.caller_id),
             info.language,
         )
         task = asyncio.create_task(
@@ -138,10 +140,10 @@ class CallRunner:
             info.call_id,
             channel,
             mode,
-            result.account or "-",
+            mask(result.account),
             result.result.value,
             score,
-            result.reason.replace('"', "'"),
+            (scrub(result.reason) or "").replace('"', "'"),
             duration,
             # The caller's wait after enough speech: what the admin checks against "about 1 s".
             "" if decision_s is None else f" decision={decision_s:.2f}s",

@@ -11,7 +11,34 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+
+from ivr.transports.listener import LOOPBACK, networks
+
+
+def _addresses(value: Any) -> Any:
+    # "10.0.0.5, 10.0.1.0/24" reads better in an environment variable than JSON.
+    if isinstance(value, str):
+        value = [part for part in value.replace(";", ",").split(",") if part.strip()]
+    networks(value)  # refuse a typo at start-up, naming it
+    return tuple(value)
+
+
+class PeerSettings(BaseModel):
+    """Who may connect to a listener that has no authentication of its own (AudioSocket, FastAGI)."""
+
+    # IP addresses or networks of the PBXs (Asterisk) allowed to connect;
+    # default loopback only. Anyone who can connect can stream a call or
+    # drive a flow, so list exactly your PBXs, e.g. "10.0.0.5,10.0.0.6".
+    allow_from: tuple[str, ...] = LOOPBACK
+    # Connections one peer may hold at once. One PBX carries every call, so
+    # the default is max_calls; with several PBXs per worker, lower it so
+    # that one cannot take every slot.
+    max_per_peer: int = Field(50, ge=1)
+
+    _allow = field_validator("allow_from", mode="before")(_addresses)
 
 
 class AmiSettings(BaseModel):
@@ -37,7 +64,7 @@ class AmiSettings(BaseModel):
     lookup_timeout_s: float = Field(5.0, gt=0)
 
 
-class AudioSocketSettings(BaseModel):
+class AudioSocketSettings(PeerSettings):
     bind: str = "127.0.0.1"
     port: int = Field(9092, ge=0, le=65535)
     # Beyond this many concurrent calls new connections are refused at once
@@ -53,7 +80,7 @@ class AudioSocketSettings(BaseModel):
     advertise: str = ""
 
 
-class FastAgiSettings(BaseModel):
+class FastAgiSettings(PeerSettings):
     enabled: bool = True
     bind: str = "127.0.0.1"
     port: int = Field(4573, ge=0, le=65535)
@@ -91,3 +118,7 @@ class ServiceSettings(BaseModel):
     # Run one dummy inference at start so the first caller does not pay for
     # lazy model initialisation.
     warm_up: bool = True
+    # No call lasts longer (an enrolment takes 1-3 min): a call's audio and a
+    # FastAGI bridge's EXEC are cut here, so nothing a peer does holds a slot
+    # or memory for ever.
+    max_call_s: float = Field(900.0, gt=0)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
 from ivr.call import CallInfo
-from ivr.flows.base import Flow, FlowResult, Result, SecondFactor
+from ivr.flows.base import Flow, FlowResult, Result
 from ivr.service.calls import SHUTTING_DOWN, CallRunner, RunCall
 from ivr.service.metrics import ServiceMetrics
 from ivr.service.prompts import (
@@ -68,7 +68,6 @@ class VoiceAuthService:
         *,
         engine: "VoiceprintEngine | None" = None,
         flows: Mapping[str, Flow] | None = None,
-        second_factor: SecondFactor | None = None,
         run_call: RunCall | None = None,
         prompt_builder: PromptBuilder | None = None,
         build_prompts: bool = True,
@@ -78,7 +77,6 @@ class VoiceAuthService:
         self.engine = engine
         self._close_engine = engine is None if close_engine is None else close_engine
         self._flows = flows
-        self._second_factor = second_factor
         self._run_call = run_call
         self._prompt_builder = prompt_builder
         self._build_prompts = build_prompts
@@ -124,7 +122,7 @@ class VoiceAuthService:
             from ivr.service.flows import default_flows
 
             # Opens the IVR database (migrations) and reads the server secrets: off the event loop.
-            self._flows = await asyncio.to_thread(default_flows, self.engine, s, self._second_factor)
+            self._flows = await asyncio.to_thread(default_flows, self.engine, s)
         if self._run_call is None:
             from ivr.flows.runner import run_call
 
@@ -159,19 +157,25 @@ class VoiceAuthService:
             max_calls=s.audiosocket.max_calls,
             idle_timeout=s.audiosocket.idle_timeout_s,
             call_info_timeout=s.ami.lookup_timeout_s + 1.0,
+            max_call_s=s.service.max_call_s,
+            allow_from=s.audiosocket.allow_from,
+            max_per_peer=s.audiosocket.max_per_peer,
         )
         await self.audiosocket.start()
         audiosocket = self.audiosocket
         self.metrics.count_from("rejected_audiosocket", lambda: audiosocket.rejected_connections)
+        self.metrics.count_from("refused_peer_audiosocket", lambda: audiosocket.refused_peers)
 
         if s.fastagi.enabled:
             routes = {name: self._on_agi_call for name in self._flows}
             self.fastagi = FastAgiServer(
-                routes, host=s.fastagi.bind, port=s.fastagi.port, max_calls=s.fastagi.max_calls
+                routes, host=s.fastagi.bind, port=s.fastagi.port, max_calls=s.fastagi.max_calls,
+                allow_from=s.fastagi.allow_from, max_per_peer=s.fastagi.max_per_peer,
             )
             await self.fastagi.start()
             fastagi = self.fastagi
             self.metrics.count_from("rejected_fastagi", lambda: fastagi.rejected_connections)
+            self.metrics.count_from("refused_peer_fastagi", lambda: fastagi.refused_peers)
 
         if s.http.enabled:
             from ivr.service.http import HttpEndpoint, build_app
@@ -339,7 +343,7 @@ class VoiceAuthService:
         bridged = _BridgedCall(info, mode)
         self._bridged[call_id] = bridged
         try:
-            await agi.exec("AudioSocket", f"{call_id},{target}")
+            await agi.exec("AudioSocket", f"{call_id},{target}", timeout=self.settings.service.max_call_s)
         finally:
             self._bridged.pop(call_id, None)
         if bridged.result is None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import AsyncIterator, Iterable, Mapping
 
 from ivr.call import CallInfo
+from ivr.transports.channel_names import trunk_of
 
 log = logging.getLogger(__name__)
 
@@ -541,7 +542,8 @@ class AmiCallDirectory:
         caller = await self._ami.getvar(channel, "CALLERID(num)")
         params = {name.removeprefix("VOICEAUTH_").lower(): value for name, value in values.items() if value}
         params["channel"] = channel
-        return CallInfo(call_id=call_id, caller_id=caller, language=values["VOICEAUTH_LANG"] or "en", params=params)
+        return CallInfo(call_id=call_id, caller_id=caller, language=values["VOICEAUTH_LANG"] or "en", params=params,
+                        trunk=trunk_of(channel))
 
     async def set_result(self, call_id: str, variables: Mapping[str, str]) -> None:
         channel = await self.channel(call_id)

@@ -13,6 +13,11 @@ plain TCP socket the worker owns.  Its limits shape this module:
   ``call_info`` and ``on_result`` callables.
 * On hang-up Asterisk may send a 0x00 frame or just close the socket; both are
   a :class:`~ivr.call.HangUp`.
+* A caller produces audio in real time. A peer sending faster (a replayed
+  file, an attack) is read no faster than real time plus a small burst: the
+  rest waits in the kernel's socket buffer and TCP makes the sender wait, so
+  a call's memory stays bounded whatever the peer does. A call's total audio
+  is bounded too (``max_call_s``).
 
 Anything that is not AudioSocket (wrong first frame, unknown type, a length no
 real frame has, a peer that stalls mid-frame) closes that one connection with a
@@ -28,10 +33,10 @@ import uuid as uuidlib
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Awaitable, Callable, Mapping, Protocol
+from typing import Awaitable, Callable, Iterable, Mapping, Protocol
 
 from ivr.call import AudioFrame, CallerHungUp, CallEvent, CallInfo, DtmfDigit, HangUp
-from ivr.transports.listener import TcpListener
+from ivr.transports.listener import LOOPBACK, TcpListener
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +54,10 @@ FRAME_SECONDS = 0.020
 # Anything bigger is not audio from Asterisk but garbage (or an attack).
 MAX_AUDIO_PAYLOAD = 3200
 DTMF_DIGITS = frozenset("0123456789*#ABCD")
+# Audio read ahead of the wall clock before the reader waits: network jitter
+# and Asterisk's own buffering release at most a few hundred ms at once.
+BURST_S = 2.0
+BYTES_PER_SECOND = SAMPLE_RATE * 2
 
 
 class AudioSocketProtocolError(Exception):
@@ -140,6 +149,7 @@ class AudioSocketSession:
         idle_timeout: float,
         frame_timeout: float,
         max_buffered_frames: int,
+        max_call_s: float = 900.0,
     ) -> None:
         self._info = info
         self._reader = reader
@@ -157,6 +167,9 @@ class AudioSocketSession:
         self._closed = False
         self._write_lock = asyncio.Lock()
         self._dropped_frames = 0
+        self._max_call_s = max_call_s
+        # Audio accepted from the peer so far, in bytes of 8 kHz slin16.
+        self.audio_bytes = 0
         self._reader_task = asyncio.create_task(self._read_loop(), name=f"audiosocket-read-{info.call_id}")
 
     @property
@@ -275,13 +288,25 @@ class AudioSocketSession:
         self._events.append(event)
         self._arrived.set()
 
+    async def _pace(self, started: float) -> None:
+        """Wait until the audio read so far is no more than real time plus the burst allowance."""
+        loop = asyncio.get_running_loop()
+        ahead = self.audio_bytes / BYTES_PER_SECOND - (loop.time() - started) - BURST_S
+        if ahead > 0:
+            await asyncio.sleep(ahead)
+
     async def _read_loop(self) -> None:
+        started = asyncio.get_running_loop().time()
         try:
             while True:
+                await self._pace(started)
                 frame = await read_frame(self._reader, idle_timeout=self._idle_timeout, frame_timeout=self._frame_timeout)
                 if frame is None or frame.kind == KIND_HANGUP:
                     break
                 if frame.kind == KIND_SLIN:
+                    self.audio_bytes += len(frame.payload)
+                    if self.audio_bytes > self._max_call_s * BYTES_PER_SECOND:
+                        raise AudioSocketProtocolError(f"more than {self._max_call_s:g} s of audio in one call")
                     self._put(AudioFrame(frame.payload, SAMPLE_RATE))
                 elif frame.kind == KIND_DTMF:
                     digit = frame.payload.decode("ascii", "replace")
@@ -318,6 +343,8 @@ class AudioSocketServer(TcpListener):
     caller to its fallback) rather than degrading every call in progress.
     """
 
+    protocol = "AudioSocket"
+
     def __init__(
         self,
         handler: Handler,
@@ -333,8 +360,12 @@ class AudioSocketServer(TcpListener):
         frame_timeout: float = 5.0,
         call_info_timeout: float = 5.0,
         max_buffered_seconds: float = 30.0,
+        max_call_s: float = 900.0,
+        allow_from: Iterable[str] = LOOPBACK,
+        max_per_peer: int | None = None,
     ) -> None:
-        super().__init__(host, port)
+        super().__init__(host, port, allow_from=allow_from, max_per_peer=max_per_peer)
+        self._max_call_s = max_call_s
         self._handler = handler
         self._prompts = prompts
         self._on_result = on_result
@@ -372,6 +403,7 @@ class AudioSocketServer(TcpListener):
                 idle_timeout=self._idle_timeout,
                 frame_timeout=self._frame_timeout,
                 max_buffered_frames=self._max_buffered_frames,
+                max_call_s=self._max_call_s,
             )
             try:
                 await self._handler(session)

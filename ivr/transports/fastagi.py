@@ -24,10 +24,11 @@ import asyncio
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Mapping
+from typing import Awaitable, Callable, Iterable, Mapping
 
 from ivr.call import CallerHungUp, CallEvent, CallInfo, DtmfDigit, HangUp
-from ivr.transports.listener import TcpListener
+from ivr.transports.channel_names import trunk_of
+from ivr.transports.listener import LOOPBACK, TcpListener
 
 log = logging.getLogger(__name__)
 
@@ -247,6 +248,7 @@ class AgiCallSession:
             caller_id=None if caller in (None, "", "unknown") else caller,
             language=params.get("lang") or agi.headers.get("agi_language") or "en",
             params=params,
+            trunk=trunk_of(params["channel"]),
         )
 
     @property
@@ -288,6 +290,7 @@ class AgiCallSession:
 AgiHandler = Callable[[AgiSession], Awaitable[None]]
 
 
+
 def route_of(script: str) -> str:
     """``agi://host:port/verify?x=1`` gives agi_network_script ``verify?x=1``; the route is ``verify``."""
     return script.split("?", 1)[0].strip("/")
@@ -317,6 +320,7 @@ class FastAgiServer(TcpListener):
     """
 
     stream_limit = MAX_LINE_BYTES
+    protocol = "FastAGI"
 
     def __init__(
         self,
@@ -326,8 +330,10 @@ class FastAgiServer(TcpListener):
         port: int = 4573,
         max_calls: int = 50,
         header_timeout: float = 5.0,
+        allow_from: Iterable[str] = LOOPBACK,
+        max_per_peer: int | None = None,
     ) -> None:
-        super().__init__(host, port)
+        super().__init__(host, port, allow_from=allow_from, max_per_peer=max_per_peer)
         self._routes = {route_of(k): v for k, v in routes.items()}
         self._max_calls = max_calls
         self._header_timeout = header_timeout

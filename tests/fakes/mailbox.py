@@ -39,11 +39,17 @@ class Mailbox:
         return "250 Message accepted for delivery"
 
     def latest_code(self, digits: int = 6) -> str:
-        """The one-time code in the newest message, as a person reading the e-mail would find it."""
-        body = self.messages[-1].get_body(("plain",)).get_content()
-        match = re.search(rf"\b\d{{{digits}}}\b", body)
-        assert match, f"no {digits}-digit code in the e-mail: {body!r}"
-        return match.group(0)
+        """The one-time code in the newest message that has one, as a person reading their e-mail would."""
+        for message in reversed(self.messages):
+            match = re.search(rf"\b\d{{{digits}}}\b", message.get_body(("plain",)).get_content())
+            if match:
+                return match.group(0)
+        raise AssertionError(f"no {digits}-digit code in any of {len(self.messages)} e-mail(s)")
+
+    def notices(self, to: str | None = None) -> list[str]:
+        """Bodies of the security notices received (not codes), optionally only those sent to ``to``."""
+        return [m.get_body(("plain",)).get_content() for m, (_, rcpt) in zip(self.messages, self.envelopes)
+                if m["Subject"] in ("Security notice", "Aviso de seguridad") and (to is None or to in rcpt)]
 
 
 @contextlib.contextmanager

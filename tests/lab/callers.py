@@ -157,7 +157,11 @@ async def place_call(
     scenario.write_text(render(steps, caller=caller, ending=ending, wait_ms=wait_ms))
     for file in audio:
         if file.parent != workdir:
-            (workdir / file.name).write_bytes(file.read_bytes())
+            # Calls placed at the same time share the file: each writes a copy and renames it into
+            # place, so sipp never reads one that another call is still writing.
+            part = workdir / f".{file.name}.{caller}"
+            part.write_bytes(file.read_bytes())
+            part.replace(workdir / file.name)
     return await run_sipp(lab, scenario, exten, workdir=workdir, sip_port=sip_port, media_port=media_port,
                           timeout=timeout)
 
@@ -184,8 +188,8 @@ async def send_text(ami: AmiClient, caller: str, text: str, *, timeout: float = 
 class DialplanResults:
     """``VoiceAuthResult`` UserEvents from the lab dialplan, by caller ID (what Asterisk itself saw)."""
 
-    def __init__(self, ami: AmiClient) -> None:
-        self._sub = ami.user_events("VoiceAuthResult")
+    def __init__(self, ami: AmiClient, event: str = "VoiceAuthResult") -> None:
+        self._sub = ami.user_events(event)
         self._seen: list[AmiMessage] = []
 
     async def of(self, caller: str, *, timeout: float, flow: str | None = None) -> dict[str, str]:

@@ -33,11 +33,13 @@ from ivr.settings import Settings
 from tests.lab.asterisk import REPO, Lab
 from tests.lab.callers import DialplanResults, keys, pause, place_call, running_worker, speak, speech_file
 from tests.speech import SENTENCES, SPEAKERS, synth
+from voiceprints.audio.telephone import telephone_channel
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
 ACCOUNT, PIN = "4711", "1234"
 HANGUP_ACCOUNT, HANGUP_PIN = "5555", "2468"
+SILENT_ACCOUNT, SHORT_ACCOUNT = "4713", "4714"
 # Generated prompts are cached here between runs (start.sh also copies them into the chroot).
 GENERATED_PROMPTS = REPO / ".lab" / "prompts"
 
@@ -155,25 +157,37 @@ async def enrolled(
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def verification_calls(asterisk: Lab, enrolled, results: DialplanResults, audio, tmp_path_factory):
-    """Independent verification calls, placed at the same time once alice is enrolled."""
+async def verification_calls(
+    asterisk: Lab, worker: VoiceAuthService, enrolled, results: DialplanResults, audio, tmp_path_factory
+):
+    """Verification calls once alice is enrolled: independent accounts at the same time, then one at a time.
+
+    Only one authentication of an account may be in progress at once (the
+    guard's lease), so the calls claiming alice's account take turns; the
+    silent and short callers claim accounts of their own, enrolled directly.
+    """
     work = tmp_path_factory.mktemp("verify")
-    calls = {
-        # caller id: (extension, script, audio)
-        "alice-genuine": ("100", verify_script(ACCOUNT, audio["alice"]), audio["alice"]),
-        "frank-impostor": ("100", verify_script(ACCOUNT, audio["frank"]), audio["frank"]),
-        "alice-silent": ("100", verify_script(ACCOUNT, audio["silence"]), audio["silence"]),
-        "alice-short": ("100", verify_script(ACCOUNT, audio["short"]), audio["short"]),
-        "nobody-unknown": ("100", verify_script("9999", audio["alice"]), audio["alice"]),
-        "alice-fastagi": ("400", verify_script(ACCOUNT, audio["alice"]), audio["alice"]),
-    }
-    await asyncio.gather(
-        *(
+    cache = tmp_path_factory.mktemp("direct-speech")
+    clips = [telephone_channel(synth(SPEAKERS["alice"], SENTENCES[i], 16000, cache)) for i in range(3)]
+    for account in (SILENT_ACCOUNT, SHORT_ACCOUNT):
+        await worker.engine.aenroll(account, clips)
+
+    async def batch(calls: dict[str, tuple[str, list, Path]]) -> None:
+        await asyncio.gather(*(
             place_call(asterisk, exten, script, caller=caller, workdir=work, audio=[file], wait_ms=60000)
-            for caller, (exten, script, file) in calls.items()
-        )
-    )
-    return {caller: await results.of(caller, timeout=15) for caller in calls}
+            for caller, (exten, script, file) in calls.items()))
+
+    # caller id: (extension, script, audio)
+    await batch({
+        "alice-genuine": ("100", verify_script(ACCOUNT, audio["alice"]), audio["alice"]),
+        "alice-silent": ("100", verify_script(SILENT_ACCOUNT, audio["silence"]), audio["silence"]),
+        "alice-short": ("100", verify_script(SHORT_ACCOUNT, audio["short"]), audio["short"]),
+        "nobody-unknown": ("100", verify_script("9999", audio["alice"]), audio["alice"]),
+    })
+    await batch({"frank-impostor": ("100", verify_script(ACCOUNT, audio["frank"]), audio["frank"])})
+    await batch({"alice-fastagi": ("400", verify_script(ACCOUNT, audio["alice"]), audio["alice"])})
+    callers = ("alice-genuine", "alice-silent", "alice-short", "nobody-unknown", "frank-impostor", "alice-fastagi")
+    return {caller: await results.of(caller, timeout=15) for caller in callers}
 
 
 async def test_enrolment_line_stores_a_voiceprint_after_pin_consent_and_three_utterances(

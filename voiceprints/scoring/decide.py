@@ -52,7 +52,7 @@ def decide(
     if reject_t > accept_t:
         raise ValueError(f"calibration reject threshold {reject_t} is above its accept threshold {accept_t}")
 
-    def decision(outcome: Outcome, reasons: Sequence[str]) -> Decision:
+    def decision(outcome: Outcome, reasons: Sequence[str], grey_band: bool = False) -> Decision:
         return Decision(
             outcome=outcome,
             speaker_id=speaker_id,
@@ -64,6 +64,7 @@ def decide(
             normalisation=normalisation,
             quality=quality,
             reasons=tuple(reasons) + tuple(extra_reasons),
+            grey_band=grey_band,
         )
 
     audio_reasons: list[str] = []
@@ -93,4 +94,4 @@ def decide(
         f"{kind} {_fmt(score, reject_t, accept_t)}{raw} in the grey band "
         f"[{_fmt(reject_t, score)}, {_fmt(accept_t, score)})"
     )
-    return decision(Outcome.INCONCLUSIVE, [text])
+    return decision(Outcome.INCONCLUSIVE, [text], grey_band=True)

@@ -29,6 +29,9 @@ class Decision:
     quality: QualityReport | None
     reasons: tuple[str, ...] = field(default_factory=tuple)
     latency_ms: float | None = None
+    # INCONCLUSIVE because good speech scored between the thresholds (not
+    # because the speech was short or poor): another factor may confirm it.
+    grey_band: bool = False
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -43,4 +46,5 @@ class Decision:
             "quality": None if self.quality is None else self.quality.to_dict(),
             "reasons": list(self.reasons),
             "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 1),
+            "grey_band": self.grey_band,
         }

@@ -81,6 +81,10 @@ class VoiceprintStore(Protocol):
         """Erase every voiceprint and all data of the speaker (right to erasure). True if anything existed."""
         ...
 
+    def erasures_since(self, mark: int) -> tuple[int, set[str]]:
+        """Speakers erased (by any process) after ``mark``, and the newest mark: caches drop them at once."""
+        ...
+
     def export_speaker(self, speaker_id: str) -> dict[str, object]:
         """All data held about a speaker, JSON-serialisable (data-subject access request)."""
         ...

@@ -120,3 +120,18 @@ class CalibrationRow(Base):
     n_nontarget: Mapped[int] = mapped_column(Integer)
     source: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Erasure(Base):
+    """A speaker erased a moment ago: other processes drop their cached copies when they see it.
+
+    Kept only for ``ERASURE_MEMORY_S`` (rows older are pruned at each
+    erasure): long enough for every worker's next cache check, short enough
+    that it is not a list of people who left.
+    """
+
+    __tablename__ = "voiceprint_erasures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    speaker_id: Mapped[str] = mapped_column(String(255))
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)

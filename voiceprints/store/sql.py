@@ -12,6 +12,7 @@ import datetime as dt
 import logging
 import math
 import os
+from pathlib import Path
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -26,9 +27,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from voiceprints.config import CoreConfig
 from voiceprints.errors import StoreError, StoreUnavailableError, UnknownSpeakerError, VoiceprintError
 from voiceprints.store.base import Calibration, EnrolmentMeta, Voiceprint, VoiceprintSummary
+from voiceprints.private_files import ensure_private_dir, ensure_private_file
 from voiceprints.store.crypto import KeyRing, record_aad, vector_from_bytes, vector_to_bytes
 from voiceprints.store.migrate import upgrade
-from voiceprints.store.models import CalibrationRow, Speaker, VoiceprintRow, utcnow
+from voiceprints.store.models import CalibrationRow, Erasure, Speaker, VoiceprintRow, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,8 @@ _REPLACED_ON_SAVE = (
     "key_id", "ciphertext", "dim", "utterance_count", "net_speech_s", "quality", "updated_at",
 )
 _WRITE = "voiceprints_write"  # execution option: this connection is about to write
+# How long an erasure is remembered for other processes' caches (models.Erasure).
+ERASURE_MEMORY_S = 600
 
 
 class SqlVoiceprintStore:
@@ -251,8 +255,17 @@ class SqlVoiceprintStore:
             # connection having PRAGMA foreign_keys switched on.
             session.execute(delete(VoiceprintRow).where(VoiceprintRow.speaker_id == pk))
             session.execute(delete(Speaker).where(Speaker.id == pk))
+            now = utcnow()
+            session.execute(delete(Erasure).where(Erasure.at < now - dt.timedelta(seconds=ERASURE_MEMORY_S)))
+            session.add(Erasure(speaker_id=speaker_id, at=now))
         self._checkpoint()
         return True
+
+    def erasures_since(self, mark: int) -> tuple[int, set[str]]:
+        """Speakers erased after ``mark`` (by any process), and the new mark; one small query."""
+        with self._guard(), self._read_session() as session:
+            rows = session.execute(select(Erasure.id, Erasure.speaker_id).where(Erasure.id > mark)).all()
+        return max((r.id for r in rows), default=mark), {r.speaker_id for r in rows}
 
     def export_speaker(self, speaker_id: str) -> dict[str, object]:
         """Everything held about the speaker, vectors decrypted (it is the subject's own data).
@@ -495,7 +508,10 @@ class SqlVoiceprintStore:
 def open_store(config: CoreConfig) -> SqlVoiceprintStore:
     """The store configured in ``config``: creates the data directory and (first run) the key file."""
     try:
-        config.data_dir.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(config.data_dir)
+        sqlite_file = _sqlite_file(_normalise_url(make_url(config.database_url())))
+        if sqlite_file is not None:
+            ensure_private_file(Path(sqlite_file))
     except OSError as exc:
         raise StoreError(f"data directory {config.data_dir} cannot be created: {exc.strerror}") from None
     keyring = KeyRing.from_env_or_file(config.store.key_env, config.store.key_file, config.data_dir)

@@ -41,7 +41,22 @@ class DeliveryResult:
         return cls(ok=False, error=error, message=message)
 
 
+@dataclass(frozen=True)
+class Notice:
+    """A message about the account that is not a code (ivr.notices): e-mail subject and body, SMS text."""
+
+    subject: str
+    body: str
+    sms: str
+
+
 class OtpSender(Protocol):
     async def send(self, destination: Contact, code: str, language: str, *, valid_for_s: int) -> DeliveryResult:
         """Send ``code`` in ``language``; ``valid_for_s`` is what the message says about expiry."""
         ...
+
+
+class NoticeSender(Protocol):
+    """E-mail and SMS senders also carry notices ("your voiceprint was replaced") to the contact on file."""
+
+    async def notify(self, destination: Contact, notice: Notice, language: str) -> DeliveryResult: ...

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, SecretStr
 
 from ivr.contacts import Contact, mask_email
 from ivr.otp import messages
-from ivr.otp.senders.base import DeliveryErrorKind, DeliveryResult
+from ivr.otp.senders.base import DeliveryErrorKind, DeliveryResult, Notice
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +44,17 @@ class SmtpOtpSender:
         self._config = config
 
     async def send(self, destination: Contact, code: str, language: str, *, valid_for_s: int) -> DeliveryResult:
+        return await self._mail(destination, "code", messages.email_subject(language),
+                                messages.email_body(code, language, valid_for_s), language)
+
+    async def notify(self, destination: Contact, notice: Notice, language: str) -> DeliveryResult:
+        return await self._mail(destination, "notice", notice.subject, notice.body, language)
+
+    async def _mail(self, destination: Contact, what: str, subject: str, body: str, language: str) -> DeliveryResult:
         if not destination.email:
             return DeliveryResult.failed(DeliveryErrorKind.INVALID_DESTINATION, "the customer has no e-mail address")
         masked = mask_email(destination.email)
-        mail = self._compose(destination.email, code, language, valid_for_s)
+        mail = self._compose(destination.email, subject, body, language)
         # The socket timeout bounds each step; this bounds the whole dialogue
         # (connect, EHLO, STARTTLS, AUTH, MAIL, RCPT, DATA).
         deadline = self._config.timeout_s * 3
@@ -55,25 +62,25 @@ class SmtpOtpSender:
             await asyncio.wait_for(asyncio.to_thread(self._deliver, mail), timeout=deadline)
         except Exception as exc:  # noqa: BLE001  every failure becomes a DeliveryResult
             result = self._classify(exc, masked)
-            log.warning("e-mail code to %s not sent: %s", masked, result.message)
+            log.warning("e-mail %s to %s not sent: %s", what, masked, result.message)
             return result
-        log.info("e-mail code sent to %s (%s)", masked, mail["Message-ID"])
+        log.info("e-mail %s sent to %s (%s)", what, masked, mail["Message-ID"])
         return DeliveryResult.delivered(mail["Message-ID"], f"e-mail accepted by {self._server} for {masked}")
 
     @property
     def _server(self) -> str:
         return f"{self._config.host}:{self._config.port}"
 
-    def _compose(self, to: str, code: str, language: str, valid_for_s: int) -> EmailMessage:
+    def _compose(self, to: str, subject: str, body: str, language: str) -> EmailMessage:
         mail = EmailMessage()
         mail["From"] = self._config.from_address
         mail["To"] = to
-        mail["Subject"] = messages.email_subject(language)
+        mail["Subject"] = subject
         mail["Date"] = formatdate(localtime=False)
         mail["Message-ID"] = make_msgid(domain=self._config.from_address.rpartition("@")[2] or None)
         # Mail clients must not thread or auto-forward these.
         mail["Auto-Submitted"] = "auto-generated"
-        mail.set_content(messages.email_body(code, language, valid_for_s))
+        mail.set_content(body)
         # After set_content, which replaces all Content-* headers.
         mail["Content-Language"] = language[:2]
         return mail

@@ -1,0 +1,61 @@
+"""The voice factor as a call step: prompt, listen, score against the voiceprint on file.
+
+The same step serves every line: verify, and on the enrolment and opt-out
+lines, "prove it is still you" before a voiceprint on file is replaced or
+deleted. When there is nothing to score against (no voiceprint, opted out),
+the caller still hears the same prompt and the engine still spends what a
+real score costs, so the call sounds and times the same as for an enrolled
+account: nobody learns who is enrolled by listening.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from ivr.flows.callio import CallIO
+from ivr.flows.config import FlowConfig
+from ivr.policy.model import Factor, FactorAttempt, FactorOutcome
+from voiceprints.engine import VoiceprintEngine
+from voiceprints.scoring.decision import Outcome
+
+OUTCOME_FACTOR = {Outcome.ACCEPT: FactorOutcome.PASS, Outcome.REJECT: FactorOutcome.FAIL,
+                  Outcome.INCONCLUSIVE: FactorOutcome.INCONCLUSIVE}
+
+
+@dataclass(frozen=True)
+class VoiceHeard:
+    """The voice attempt for the policy, plus what the result and the metrics show."""
+
+    attempt: FactorAttempt
+    score: float | None = None
+    # Seconds from "enough speech is in" to the decision, and the engine's own time for it.
+    decision_s: float | None = None
+    engine_s: float | None = None
+
+
+class VoiceStep:
+    def __init__(self, engine: VoiceprintEngine, config: FlowConfig) -> None:
+        self.engine = engine
+        self.config = config
+
+    async def run(self, io: CallIO, account: str, *, unscored: FactorOutcome | None = None,
+                  why_unscored: str = "") -> VoiceHeard:
+        """``unscored``: the outcome to report without scoring (NOT_ENROLLED, REFUSED), after the same wait."""
+        await io.play("verify-speak")
+        await io.drop_audio()
+        need = self.engine.config.verification.min_speech_s + self.config.speech_margin_s
+        speech = await io.listen(want_speech_s=need, deadline_s=self.config.verify_listen_deadline_s)
+        heard = time.monotonic()
+        if not speech.clip.duration_s:
+            return VoiceHeard(FactorAttempt(Factor.VOICE, FactorOutcome.INCONCLUSIVE,
+                                            detail="no audio received from the caller"))
+        if unscored is not None:
+            # Opted-out callers' speech is not embedded: the decoy is the same length of noise.
+            await self.engine.aspend_like_verify(speech.clip)
+            return VoiceHeard(FactorAttempt(Factor.VOICE, unscored, detail=why_unscored))
+        decision = await self.engine.averify(account, speech.clip)
+        attempt = FactorAttempt(Factor.VOICE, OUTCOME_FACTOR[decision.outcome], score=decision.score,
+                                threshold=decision.accept_threshold, latency_ms=decision.latency_ms,
+                                detail="; ".join(decision.reasons), grey_band=decision.grey_band)
+        return VoiceHeard(attempt, decision.score, time.monotonic() - heard, (decision.latency_ms or 0.0) / 1000.0)
