@@ -13,10 +13,12 @@ collected" to the decision), the worker's CPU (% of one core, from
     .venv/bin/python scripts/bench_load.py --burst            # every call of a level at once
 
 Needs root (the lab chroot), sipp, espeak-ng.  Every caller is the same
-synthetic genuine speaker claiming the same enrolled account (extension
-7NNNN gives the account, so there is no keypad step): the load is the
-engine's, not the store's.  Uses the shipped (generated) prompts, so the
-worker also streams real prompt audio to every caller.
+synthetic genuine speaker (the demo's voice, ``ivr.demo.ANA``) claiming the
+same enrolled account (extension 7NNNN gives the account, so there is no
+keypad step): the load is the engine's, not the store's.  Uses the shipped
+(generated) prompts, so the worker also streams real prompt audio to every
+caller.  The worker, sipp and the lab Asterisk it started are stopped at the
+end, also on Ctrl-C or SIGTERM; a lab that was running before stays running.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ import argparse
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -39,11 +40,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.lab.asterisk import Lab  # noqa: E402
-from tests.lab.callers import render, speak, speech_file  # noqa: E402
-from tests.speech import SENTENCES, SPEAKERS, synth  # noqa: E402
+from scripts.lab.asterisk import Lab  # noqa: E402
+from scripts.lab.lifetime import running_lab  # noqa: E402
+from scripts.lab.callers import render, speak, speech_file  # noqa: E402
 
 ACCOUNT = "4711"
+IVR = Path(sys.executable).with_name("ivr")  # the command of the environment running this bench
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _CALL_END = re.compile(r"call end \S+ .*flow=verify .*result=(?P<result>\S+) .*duration=(?P<dur>[\d.]+)s"
                        r"(?: decision=(?P<decision>[\d.]+)s)?")
@@ -129,12 +131,15 @@ def run_level(lab: Lab, worker: subprocess.Popen, http_port: int, log: Path, sce
          "-mi", "127.0.0.1", "-mp", "20000", "-l", str(concurrency), "-m", str(calls), "-r", f"{rate:.2f}",
          "-rp", "1000", "-timeout", f"{int(call_s * 6 + 60)}", "-nostdin", "-trace_err",
          f"127.0.0.1:{lab.sip_port}"],
-        cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     peak, peak_calls = 0.0, 0
-    while sipp.poll() is None:
-        peak = max(peak, rss_mb(worker.pid))
-        peak_calls = max(peak_calls, in_progress(http_port))
-        time.sleep(0.5)
+    try:
+        while sipp.poll() is None:
+            peak = max(peak, rss_mb(worker.pid))
+            peak_calls = max(peak_calls, in_progress(http_port))
+            time.sleep(0.5)
+    finally:
+        stop_process(sipp, 5)
     wall = time.monotonic() - t0
     cpu1, busy1 = cpu_seconds(worker.pid), system_busy()
     time.sleep(1.0)  # the last "call end" lines
@@ -154,16 +159,35 @@ def run_level(lab: Lab, worker: subprocess.Popen, http_port: int, log: Path, sce
         system_cpu_pct=100 * (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]), wall_s=wall)
 
 
-def enrol(env: dict[str, str], work: Path) -> None:
-    cache = work / "speech"
-    files = []
-    for i in range(3):
-        clip = synth(SPEAKERS["alice"], SENTENCES[i], 8000, cache)
-        files.append(cache / f"enrol{i}.wav")
-        import soundfile
+def stop_process(process: subprocess.Popen, grace_s: float) -> None:
+    """SIGTERM, then SIGKILL after ``grace_s``: nothing this bench started outlives it."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
-        soundfile.write(files[-1], clip.samples, 8000)
-    subprocess.run([str(REPO / ".venv/bin/ivr"), "enroll", ACCOUNT, *map(str, files)], env=env, check=True,
+
+def speech_8k(text: str) -> np.ndarray:
+    """The caller's voice (the demo's ANA) saying ``text``, as the phone line carries it: 8 kHz."""
+    from ivr.demo import ANA
+    from ivr.synth import espeak
+    from voiceprints.audio.resample import resample
+
+    return resample(espeak(ANA, text), 8000).samples
+
+
+def enrol(env: dict[str, str], work: Path) -> None:
+    import soundfile
+    from ivr.demo import ENROL_TEXTS
+
+    files = []
+    for i, text in enumerate(ENROL_TEXTS):
+        files.append(work / f"enrol{i}.wav")
+        soundfile.write(files[-1], speech_8k(text), 8000)
+    subprocess.run([str(IVR), "enroll", ACCOUNT, *map(str, files)], env=env, check=True,
                    capture_output=True, timeout=300)
 
 
@@ -187,7 +211,7 @@ def print_table(rows: list[Level]) -> None:
         print("| " + " | ".join(cell.rjust(width) for cell, width in zip(row, widths)) + " |")
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--levels", type=int, nargs="+", default=[10, 20, 30, 40])
@@ -196,6 +220,7 @@ def main() -> None:
     parser.add_argument("--burst", action="store_true",
                         help="worst case: each level's calls all start within ~1 s (one wave per level)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (worker log)")
+    parser.add_argument("--keep-lab", action="store_true", help="leave the lab Asterisk running afterwards")
     args = parser.parse_args()
     for tool in ("sipp", "espeak-ng"):
         if shutil.which(tool) is None:
@@ -204,8 +229,33 @@ def main() -> None:
     lab = Lab()
     if not lab.built:
         lab.build()
-    lab.start()
     work = Path(tempfile.mkdtemp(prefix="bench_load."))
+    rows: list[Level] = []
+    try:
+        # Stopped again afterwards, also on Ctrl-C or SIGTERM, unless it was running before.
+        with running_lab(lab, keep=args.keep_lab):
+            bench(lab, work, args, rows)
+    except KeyboardInterrupt:
+        print("\ninterrupted: the worker, sipp and the lab Asterisk this bench started are stopped",
+              file=sys.stderr)
+        if rows:
+            print_table(rows)
+        return 130
+    finally:
+        if args.keep:
+            print(f"worker log: {work / 'worker.log'}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    print()
+    print_table(rows)
+    ok = [r.concurrency for r in rows if r.decision and percentile(r.decision, 95) <= 1.0
+          and r.answered == r.placed]
+    print(f"\nhighest level with every call answered and decision p95 <= 1 s: {max(ok) if ok else 'none'}")
+    return 0
+
+
+def bench(lab: Lab, work: Path, args: argparse.Namespace, rows: list[Level]) -> None:
+    """Enrol the caller, start ``ivr serve``, run every level; appends one row per level to ``rows``."""
     http_port = free_port()
     env = {**os.environ, "VOICEAUTH_DATA_DIR": str(work / "data"),
            "VOICEAUTH_AMI__PORT": str(lab.ami_port), "VOICEAUTH_AMI__USERNAME": lab.ami_user,
@@ -216,38 +266,31 @@ def main() -> None:
     print(f"work dir {work}; enrolling the caller's account", flush=True)
     enrol(env, work)
 
-    sentences = [synth(SPEAKERS["alice"], SENTENCES[i], 8000, work / "speech").samples for i in range(4, 8)]
-    speech = speech_file(work / "caller.ulaw", sentences)
+    from ivr.demo import IMPOSTOR_TEXT, VERIFY_TEXT
+
+    # The caller's speech loops until the worker hangs up: two sentences are plenty.
+    speech = speech_file(work / "caller.ulaw", [speech_8k(VERIFY_TEXT), speech_8k(IMPOSTOR_TEXT)])
     scenario = work / "bench.xml"
     scenario.write_text(render([speak(speech)], caller="bench", ending="wait_bye", wait_ms=120000))
     log = work / "worker.log"
     with open(log, "wb") as out:
-        worker = subprocess.Popen([str(REPO / ".venv/bin/ivr"), "serve"], env=env, stdout=out, stderr=out)
+        # Its own session: the terminal's Ctrl-C reaches this script only, which then stops the worker.
+        worker = subprocess.Popen([str(IVR), "serve"], env=env, stdout=out, stderr=out,
+                                  start_new_session=True)
     try:
         wait_ready(http_port, worker, 300)
         # One call alone first: the call length without contention sets the call rate of each level.
         solo = run_level(lab, worker, http_port, log, scenario, work, 1, 1, 12.0)
         call_s = solo.durations[0] if solo.durations else 12.0
         print(f"single call: {call_s:.1f} s, decision {solo.decision}", flush=True)
-        rows = []
         for level in args.levels:
             calls = level if args.burst else max(level, int(level * args.calls_per_level))
             rows.append(run_level(lab, worker, http_port, log, scenario, work, level, calls, call_s,
                                   burst=args.burst))
             print(f"  level {level} done in {rows[-1].wall_s:.0f} s", flush=True)
     finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(60)
-    print()
-    print_table(rows)
-    ok = [r.concurrency for r in rows if r.decision and percentile(r.decision, 95) <= 1.0
-          and r.answered == r.placed]
-    print(f"\nhighest level with every call answered and decision p95 <= 1 s: {max(ok) if ok else 'none'}")
-    if not args.keep:
-        shutil.rmtree(work, ignore_errors=True)
-    else:
-        print(f"worker log: {log}")
+        stop_process(worker, 60)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -24,7 +24,8 @@ for the enrolment).
 Any ``VOICEAUTH_*`` setting in the environment is ignored (except the lab's
 ``VOICEAUTH_LAB_*``): the demonstration must never write into a configured
 production database.  The lab is stopped afterwards unless it was already
-running; the chroot is kept for the next run.
+running (also when the demo is ended with Ctrl-C or SIGTERM); the chroot is
+kept for the next run.
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.lab.asterisk import Lab, LabUnavailable  # noqa: E402
-from tests.lab.callers import (  # noqa: E402
+from scripts.lab.asterisk import Lab, LabUnavailable  # noqa: E402
+from scripts.lab.lifetime import running_lab  # noqa: E402
+from scripts.lab.callers import (  # noqa: E402
     DialplanResults,
     keys,
     pause,
@@ -84,14 +86,6 @@ def port_free(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(1.0)
         return s.connect_ex(("127.0.0.1", port)) != 0
-
-
-def lab_running(lab: Lab) -> bool:
-    try:
-        lab.rx("core show version")
-    except (RuntimeError, subprocess.TimeoutExpired):
-        return False
-    return True
 
 
 def embedded_defaults_only() -> None:
@@ -233,19 +227,27 @@ def main(argv: list[str] | None = None) -> int:
         if not lab.built:
             clock.say(f"building the lab Asterisk in {lab.directory} (once; about two minutes, needs the Debian mirror)")
             lab.build()
-        was_running = lab_running(lab)
-        clock.say("starting the lab Asterisk 22 on 127.0.0.1 (SIP 5060, AMI 5038)")
-        lab.start()
     except (DemoError, LabUnavailable, subprocess.TimeoutExpired) as exc:
         print(f"phone demo not run: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("phone demo interrupted", file=sys.stderr)
+        return 130
+    clock.say("starting the lab Asterisk 22 on 127.0.0.1 (SIP 5060, AMI 5038)")
     try:
-        with tempfile.TemporaryDirectory(prefix="voiceauth-demo-call-") as tmp:
-            rows = asyncio.run(run_calls(lab, Path(tmp), clock))
-    finally:
-        if not (was_running or args.keep_lab):
-            clock.say("stopping the lab Asterisk (the chroot stays for the next run)")
-            lab.stop()
+        # Stopped again afterwards, also on Ctrl-C or SIGTERM, unless it was running before.
+        with running_lab(lab, keep=args.keep_lab) as was_running:
+            with tempfile.TemporaryDirectory(prefix="voiceauth-demo-call-") as tmp:
+                rows = asyncio.run(run_calls(lab, Path(tmp), clock))
+    except (LabUnavailable, subprocess.TimeoutExpired) as exc:
+        print(f"phone demo not run: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nphone demo interrupted; the worker, the callers and the lab Asterisk it started are stopped",
+              file=sys.stderr)
+        return 130
+    if not (was_running or args.keep_lab):
+        clock.say("lab Asterisk stopped (the chroot stays for the next run)")
     print()
     print("What the dialplan saw (VOICEAUTH_* channel variables, reported by Asterisk over AMI):")
     print(table(rows))

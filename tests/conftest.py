@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab.asterisk import Lab, LabUnavailable
+from scripts.lab.asterisk import Lab, LabUnavailable
+from scripts.lab.lifetime import running_lab
 from tests.speech import SPEAKERS, Speaker, espeak_available, synth, utterances
 
 
@@ -47,7 +48,11 @@ def utterances_of(speech_cache: Path):
 # --- the lab Asterisk (tests marked lab: tests/lab, tests/security) ---------------
 @pytest.fixture(scope="session")
 def asterisk() -> Lab:
-    """A running lab Asterisk 22, built on first use (~1 min) and stopped at the end of the session."""
+    """A running lab Asterisk 22, built on first use (~1 min).
+
+    Stopped at the end of the session (also when the run is interrupted by
+    Ctrl-C or SIGTERM) unless it was already running before the session.
+    """
     for tool in ("debootstrap", "sipp"):
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} is not installed: apt-get install debootstrap sip-tester")
@@ -55,11 +60,10 @@ def asterisk() -> Lab:
     try:
         if not lab.built:
             lab.build()
-        lab.start()
+        with running_lab(lab):
+            yield lab
     except (LabUnavailable, subprocess.TimeoutExpired) as exc:
         pytest.fail(f"lab Asterisk unavailable: {exc}")
-    yield lab
-    lab.stop()
 
 
 @pytest.fixture(scope="session")

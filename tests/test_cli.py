@@ -91,6 +91,13 @@ def test_voiceprints_can_be_listed_exported_and_erased(ivr, wav, tmp_path):
     rows = json.loads(out)["voiceprints"]
     assert code == 0 and [r["speaker"] for r in rows] == ["4572"]
     assert "vector" not in rows[0]
+    # What an admin's terminal gets: one row per voiceprint, each ending its line (the shell
+    # prompt starts on a line of its own), read from a real process's stdout.
+    listed = subprocess.run([sys.executable, "-m", "ivr.cli.app", "voiceprints", "list"], env=os.environ,
+                            capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.startswith("4572 ") and listed.stdout.endswith("\n")
+    assert len(listed.stdout.splitlines()) == 1 and not listed.stdout.endswith("\n\n")
     export = tmp_path / "export.json"
     code, _ = ivr("voiceprints", "export", "4572", "--out", str(export))
     data = json.loads(export.read_text())
@@ -99,6 +106,7 @@ def test_voiceprints_can_be_listed_exported_and_erased(ivr, wav, tmp_path):
     assert code == 0
     code, out = ivr("voiceprints", "list", "--json")
     assert json.loads(out)["voiceprints"] == []
+    assert ivr("voiceprints", "list") == (0, "no voiceprints stored\n")
     code, _ = ivr("voiceprints", "delete", "4572")
     assert code == NOT_ENROLLED
 

@@ -52,3 +52,7 @@ policy.register(app)
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":  # python -m ivr.cli.app, as the console script `ivr` does
+    main()

@@ -19,6 +19,7 @@ from sqlalchemy.pool import StaticPool
 
 from ivr.db.migrate import upgrade_to_head
 from voiceprints.private_files import ensure_private_file
+from voiceprints.store.wal import enable_wal
 
 # How long a SQLite writer waits for another writer before giving up. Writes
 # here are single-row updates that take microseconds; 5 s only runs out when
@@ -49,11 +50,12 @@ def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
             # SQLite ignores foreign keys (and so ON DELETE CASCADE) unless asked.
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-            if not in_memory:
-                # WAL lets calls read while another call writes.
-                cursor.execute("PRAGMA journal_mode=WAL")
         finally:
             cursor.close()
+        if not in_memory:
+            # WAL lets calls read while another call writes; on a new file several
+            # connections may race to switch it (see voiceprints/store/wal.py).
+            enable_wal(dbapi_connection, SQLITE_BUSY_TIMEOUT_MS / 1000)
 
 
 def open_database(url: str, *, migrate: bool = True, echo: bool = False) -> Database:

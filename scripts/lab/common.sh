@@ -22,3 +22,13 @@ lab_pid() {
 }
 
 lab_mounted() { mountpoint -q "$lab_dir/$1"; }
+
+lab_processes() {
+    # Every process whose root is the chroot: all of them are the lab's (Asterisk, asterisk -rx).
+    local root p
+    root="$(readlink -f "$lab_dir")"
+    for p in /proc/[0-9]*; do
+        [[ "$(readlink "$p/root" 2>/dev/null)" == "$root" ]] && echo "${p#/proc/}"
+    done
+    return 0
+}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Stop the lab Asterisk (idempotent): ask it to stop, then TERM, then KILL by
-# pid (never by name: other Asterisks on this machine are not ours), and unmount.
+# pid (never by name: other Asterisks on this machine are not ours; any process
+# rooted in the chroot is ours), and unmount.
 #
 #   scripts/lab/stop.sh [DIR]
 set -uo pipefail
@@ -23,6 +24,22 @@ if pid="$(lab_pid)"; then
         exit 1
     fi
     echo "lab Asterisk stopped (pid $pid)"
+fi
+# Whatever else still runs in the chroot is ours too: an Asterisk whose start was cut short
+# before it wrote its pid file, a hung `asterisk -rx`. Same stages, by pid.
+for sig in TERM KILL; do
+    left="$(lab_processes)"
+    [[ -z "$left" ]] && break
+    echo "stopping what is left in the lab chroot ($sig): $(echo $left)" >&2
+    kill -"$sig" $left 2>/dev/null
+    for _ in $(seq 50); do
+        [[ -z "$(lab_processes)" ]] && break
+        sleep 0.1
+    done
+done
+if [[ -n "$(lab_processes)" ]]; then
+    echo "processes survived SIGKILL in $lab_dir: $(echo $(lab_processes))" >&2
+    exit 1
 fi
 rm -f "$lab_pidfile" "$lab_dir/run/asterisk/asterisk.ctl"
 

@@ -30,8 +30,8 @@ import pytest_asyncio
 from ivr.prompts.catalog import PROMPTS
 from ivr.service.worker import VoiceAuthService
 from ivr.settings import Settings
-from tests.lab.asterisk import REPO, Lab
-from tests.lab.callers import DialplanResults, keys, pause, place_call, running_worker, speak, speech_file
+from scripts.lab.asterisk import REPO, Lab
+from scripts.lab.callers import DialplanResults, keys, pause, place_call, running_worker, speak, speech_file
 from tests.speech import SENTENCES, SPEAKERS, synth
 from voiceprints.audio.telephone import telephone_channel
 

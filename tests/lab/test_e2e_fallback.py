@@ -38,8 +38,8 @@ from ivr.prompts.catalog import PROMPTS
 from ivr.settings import Settings
 from ivr.transports.ami import AmiClient
 from tests.fakes.mailbox import Mailbox, running_mailbox
-from tests.lab.asterisk import REPO, Lab
-from tests.lab.callers import (
+from scripts.lab.asterisk import REPO, Lab
+from scripts.lab.callers import (
     DialplanResults,
     await_text,
     keys,

@@ -22,8 +22,8 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from tests.lab.asterisk import REPO, Lab
-from tests.lab.callers import DialplanResults, keys, pause, place_call, speak, speech_file
+from scripts.lab.asterisk import REPO, Lab
+from scripts.lab.callers import DialplanResults, keys, pause, place_call, speak, speech_file
 from tests.speech import SENTENCES, SPEAKERS, synth
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]

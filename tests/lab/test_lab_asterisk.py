@@ -19,7 +19,8 @@ from ivr.call import AudioFrame, DtmfDigit, HangUp
 from ivr.transports.ami import AmiCallDirectory, AmiClient
 from ivr.transports.audiosocket import AudioSocketServer, AudioSocketSession, DirectoryPromptSource
 from ivr.transports.fastagi import AgiCallSession, AgiSession, FastAgiServer
-from tests.lab.asterisk import Lab, sipp_call
+from scripts.lab.asterisk import Lab
+from tests.lab.sipp import sipp_call
 from voiceprints.audio.g711 import ulaw_decode
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]

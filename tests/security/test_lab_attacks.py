@@ -22,8 +22,8 @@ from ivr.prompts.catalog import PROMPTS
 from ivr.service.worker import VoiceAuthService
 from ivr.settings import Settings
 from tests.fakes.mailbox import running_mailbox
-from tests.lab.asterisk import Lab
-from tests.lab.callers import DialplanResults, keys, pause, place_call, quiet, running_worker, speak, speech_file
+from scripts.lab.asterisk import Lab
+from scripts.lab.callers import DialplanResults, keys, pause, place_call, quiet, running_worker, speak, speech_file
 from tests.lab.test_e2e_calls import GENERATED_PROMPTS, write_tone
 from tests.speech import SENTENCES, SPEAKERS, synth
 from voiceprints.audio.telephone import telephone_channel

@@ -31,6 +31,7 @@ from voiceprints.private_files import ensure_private_dir, ensure_private_file
 from voiceprints.store.crypto import KeyRing, record_aad, vector_from_bytes, vector_to_bytes
 from voiceprints.store.migrate import upgrade
 from voiceprints.store.models import CalibrationRow, Erasure, Speaker, VoiceprintRow, utcnow
+from voiceprints.store.wal import enable_wal
 
 log = logging.getLogger(__name__)
 
@@ -558,8 +559,6 @@ def _configure_sqlite(engine: Engine, path: str | None) -> None:
         # We issue BEGIN ourselves (below); pysqlite's implicit BEGIN would be DEFERRED always.
         dbapi_conn.isolation_level = None
         for pragma in (
-            # WAL: readers (identification, the service) never block the writer and vice versa.
-            "PRAGMA journal_mode=WAL",
             f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
             # ON DELETE CASCADE and referential integrity are off by default in SQLite.
             "PRAGMA foreign_keys=ON",
@@ -567,6 +566,9 @@ def _configure_sqlite(engine: Engine, path: str | None) -> None:
             "PRAGMA secure_delete=ON",
         ):
             dbapi_conn.execute(pragma)
+        # WAL: readers (identification, the service) never block the writer and vice versa.
+        # Not a plain pragma: on a new file it must wait for other connections (see wal.py).
+        enable_wal(dbapi_conn, SQLITE_BUSY_TIMEOUT_MS / 1000)
         if path is not None:  # which file this connection really has open (see _check_sqlite_file)
             st = os.stat(path)
             record.info["file_identity"] = (st.st_dev, st.st_ino)

@@ -1,4 +1,4 @@
-"""Scripted phone callers for end-to-end tests: sipp plays keys and speech, AMI tells what the dialplan saw.
+"""Scripted phone callers (lab tests, phone demo, load bench): sipp plays keys and speech, AMI tells what the dialplan saw.
 
 A script is a list of steps (keys, pauses, speech on/off); sipp runs it
 against the lab Asterisk.  Every caller gets its own caller ID number, SIP port
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, AsyncIterator
 import numpy as np
 
 from ivr.transports.ami import AmiClient, AmiMessage
-from tests.lab.asterisk import SCENARIOS, Lab, SippResult, run_sipp
+from scripts.lab.asterisk import SCENARIOS, Lab, SippResult, run_sipp
 
 if TYPE_CHECKING:
     from ivr.service.worker import VoiceAuthService

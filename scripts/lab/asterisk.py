@@ -1,12 +1,13 @@
-"""Drive the lab Asterisk (scripts/lab) and the sipp caller from tests.
+"""Drive the lab Asterisk (scripts/lab) and the sipp caller from the lab tests, the demo and the load bench.
 
-One Asterisk serves the whole test session; the chroot is built once (about a
-minute, needs the Debian mirror) and reused from .lab/chroot afterwards.
+The chroot is built once (about a minute, needs the Debian mirror) and reused
+afterwards; scripts.lab.lifetime starts and stops it around a block of work.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import time
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO / "scripts" / "lab"
-SCENARIOS = Path(__file__).resolve().parent / "scenarios"
+SCENARIOS = SCRIPTS / "scenarios"
 
 
 class LabUnavailable(RuntimeError):
@@ -52,9 +53,11 @@ class Lab:
             "VOICEAUTH_LAB_AGI": f"127.0.0.1:{self.agi_port}",
         }
 
-    def _script(self, name: str, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    def _script(self, name: str, *args: str, timeout: float,
+                own_session: bool = False) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            ["bash", str(SCRIPTS / name), *args], env=self._env(), capture_output=True, text=True, timeout=timeout
+            ["bash", str(SCRIPTS / name), *args], env=self._env(), capture_output=True, text=True, timeout=timeout,
+            start_new_session=own_session,
         )
 
     @property
@@ -76,9 +79,28 @@ class Lab:
             raise LabUnavailable("lab Asterisk did not start:\n" + result.stdout + result.stderr)
 
     def stop(self, timeout: float = 60) -> None:
-        result = self._script("stop.sh", str(self.directory), timeout=timeout)
+        # In a session of its own: the Ctrl-C that ends a script must not also cut its clean-up short.
+        result = self._script("stop.sh", str(self.directory), timeout=timeout, own_session=True)
         if result.returncode != 0:
             raise RuntimeError("lab Asterisk did not stop:\n" + result.stdout + result.stderr)
+
+    def pid(self) -> int | None:
+        """The lab Asterisk's process id while it runs (status.sh: its pid file, checked against /proc)."""
+        result = self._script("status.sh", str(self.directory), timeout=15)
+        return int(result.stdout.split()[0]) if result.returncode == 0 and result.stdout.strip() else None
+
+    def processes(self) -> list[int]:
+        """Every process rooted in the lab chroot (Asterisk, CLI clients): what a stopped lab leaves: none."""
+        root = str(self.directory.resolve())
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if os.readlink(entry / "root") == root:
+                        found.append(int(entry.name))
+                except OSError:  # gone meanwhile, or not ours to inspect
+                    continue
+        return found
 
     def rx(self, command: str, timeout: float = 15) -> str:
         result = self._script("rx.sh", command, timeout=timeout)
@@ -109,37 +131,6 @@ class SippResult:
     elapsed: float
 
 
-async def sipp_call(
-    lab: Lab,
-    scenario: str,
-    *,
-    exten: str,
-    audio: Path,
-    digits: str,
-    workdir: Path,
-    speech_ms: int = 3000,
-    wait_ms: int = 20000,
-    hold_ms: int = 1000,
-    timeout: float = 45,
-) -> SippResult:
-    """Place one call with sipp (as an asyncio subprocess, so servers in this loop keep serving)."""
-    text = (SCENARIOS / scenario).read_text()
-    for key, value in {
-        "@AUDIO@": audio.name,  # sipp resolves it relative to its working directory
-        "@DIGITS@": digits,
-        "@SPEECH_MS@": str(speech_ms),
-        "@WAIT_MS@": str(wait_ms),
-        "@HOLD_MS@": str(hold_ms),
-    }.items():
-        text = text.replace(key, value)
-    scenario_file = workdir / f"{exten}-{scenario}"
-    scenario_file.write_text(text)
-    if audio.parent != workdir:
-        (workdir / audio.name).write_bytes(audio.read_bytes())
-    return await run_sipp(lab, scenario_file, exten, workdir=workdir, sip_port=5070, media_port=6000,
-                          timeout=timeout)
-
-
 async def run_sipp(lab: Lab, scenario: Path, exten: str, *, workdir: Path, sip_port: int, media_port: int,
                    timeout: float) -> SippResult:
     """One sipp call as an asyncio subprocess (so servers in this loop keep serving), bounded in time."""
@@ -157,11 +148,18 @@ async def run_sipp(lab: Lab, scenario: Path, exten: str, *, workdir: Path, sip_p
         cwd=workdir,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,  # ended by this function only (below), not by the terminal's Ctrl-C
     )
     try:
         out, err = await asyncio.wait_for(process.communicate(), timeout + 15)
     except asyncio.TimeoutError:
         process.kill()
         out, err = await process.communicate()
+    finally:
+        if process.returncode is None:  # cancelled (Ctrl-C, SIGTERM): no sipp outlives its caller
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
     return SippResult(process.returncode or 0, out.decode(errors="replace")[-3000:],
                       err.decode(errors="replace")[-3000:], time.monotonic() - started)
+
