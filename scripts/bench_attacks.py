@@ -163,8 +163,264 @@ def _eer(genuine: np.ndarray, attack: np.ndarray) -> float:
     return float((frr[i] + far[i]) / 2)
 
 
+# --- liveness ------------------------------------------------------------------------
+MARGINS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
+
+
+def bench_liveness(data: Data, cache: Path, repetitions: int = 3, strings_per_speaker: int = 100
+                   ) -> dict[str, object]:
+    """Digit-string challenge on FSDD: templates from ``repetitions`` takes of each digit (the enrolment
+    line), challenge answers from the other takes; every answer scored against the asked string
+    (genuine), a random other string (a replayed earlier answer), and a one-digit change (stress)."""
+    from voiceprints.config import LivenessConfig
+    from voiceprints.liveness import DigitStringVerifier, DigitTemplates
+
+    verifier = DigitStringVerifier(max_margin=1e9)  # every margin is recorded; thresholds applied below
+    rng = np.random.default_rng(88)
+    margins: dict[str, list[float]] = defaultdict(list)
+    exact: list[bool] = []
+    per_speaker: dict[str, list[float]] = defaultdict(list)
+    speech = [telephone_channel(read_audio(p)) for _, p in data.librispeech("eval")[::5]]
+    answer_for_cost = None
+    templates_for_cost = None
+
+    def margin(templates: DigitTemplates, clip: AudioClip, asked: str) -> float:
+        result = verifier.verify(templates, clip, asked)
+        return float("inf") if result.margin is None else result.margin
+
+    def random_string() -> str:
+        return "".join(str(d) for d in rng.integers(0, 10, int(rng.integers(4, 7))))
+
+    for speaker in FSDD_SPEAKERS:
+        takes = rng.permutation(50)
+        enrol, test = takes[:repetitions], takes[repetitions:]
+        templates = DigitTemplates.from_digit_clips(
+            {str(d): [telephone_channel(data.digit(d, speaker, int(t))) for t in enrol] for d in range(10)})
+        for _ in range(strings_per_speaker):
+            asked = random_string()
+            answer = telephone_channel(data.digit_string(asked, speaker, [int(rng.choice(test)) for _ in asked], rng))
+            result = verifier.verify(templates, answer, asked)
+            m = float("inf") if result.margin is None else result.margin
+            margins["genuine"].append(m)
+            per_speaker[speaker].append(m)
+            exact.append(result.heard == asked)
+            other = asked
+            while other == asked:
+                other = random_string()
+            margins["wrong string"].append(margin(templates, answer, other))
+            pos = int(rng.integers(len(asked)))
+            changed = asked[:pos] + str((int(asked[pos]) + int(rng.integers(1, 10))) % 10) + asked[pos + 1:]
+            margins["one digit changed (stress)"].append(margin(templates, answer, changed))
+            answer_for_cost, templates_for_cost = (answer, asked), templates
+        for _ in range(strings_per_speaker // 4):
+            ten = telephone_channel(data.digit_string("0123456789", speaker, [int(rng.choice(test)) for _ in range(10)], rng))
+            margins["enrolment line replayed"].append(margin(templates, ten, random_string()))
+        for clip in speech:
+            margins["other speech (sentences)"].append(margin(templates, clip, random_string()))
+        print(f"  liveness: {speaker} done", file=sys.stderr)
+    configured = LivenessConfig().max_margin
+    table = {kind: {str(t): float(np.mean(np.array(v) <= t)) for t in MARGINS} for kind, v in margins.items()}
+    assert answer_for_cost is not None and templates_for_cost is not None
+    clip, asked = answer_for_cost
+    ms, p95 = time_per_call(lambda: verifier.verify(templates_for_cost, clip, asked), repeat=10)
+    return {
+        "repetitions": repetitions, "configured_max_margin": configured,
+        "trials": {k: len(v) for k, v in margins.items()},
+        "accepted_at_margin": table,
+        "accepted_at_configured": {k: float(np.mean(np.array(v) <= configured)) for k, v in margins.items()},
+        "genuine_accepted_per_speaker": {s: float(np.mean(np.array(v) <= configured)) for s, v in per_speaker.items()},
+        "best_string_is_asked": float(np.mean(exact)),
+        "ms_per_check": ms, "ms_per_check_p95": p95, "answer_s": clip.duration_s, "answer_digits": len(asked),
+    }
+
+
+def bench_liveness_2(data: Data, cache: Path) -> dict[str, object]:
+    return bench_liveness(data, cache, repetitions=2, strings_per_speaker=50)
+
+
+def bench_liveness_5(data: Data, cache: Path) -> dict[str, object]:
+    return bench_liveness(data, cache, repetitions=5, strings_per_speaker=50)
+
+
+# --- replay --------------------------------------------------------------------------
+def bench_replay(data: Data, cache: Path) -> dict[str, object]:
+    from voiceprints.config import ReplayConfig
+    from voiceprints.replay import ReplayReference, check_replay, fingerprint, match_score
+
+    rng = np.random.default_rng(7)
+    threshold = ReplayConfig().threshold
+    eval_rows = data.librispeech("eval")
+    clips = [read_audio(p) for _, p in eval_rows]
+    speakers = [s for s, _ in eval_rows]
+    stored = [fingerprint(telephone_channel(c)) for c in clips]
+    replay_wide = [match_score(fingerprint(simulate_replay(c, rng)), f) for c, f in zip(clips, stored)]
+    replay_call = [match_score(fingerprint(simulate_replay(telephone_channel(c), rng)), f) for c, f in zip(clips, stored)]
+    n = len(clips)
+    same_speaker = [match_score(stored[i], stored[j]) for i in range(n) for j in range(n)
+                    if i != j and speakers[i] == speakers[j]]
+    other_speaker = [match_score(stored[i], stored[j]) for i in range(n) for j in range(n)
+                     if speakers[i] != speakers[j] and (i + j) % 3 == 0]
+    # A genuine new call compared with the account's stored recordings (up to 9 here).
+    per_attempt = [check_replay(stored[i], [ReplayReference(stored[j], str(j)) for j in range(n)
+                                            if j != i and speakers[j] == speakers[i]], threshold).replay
+                   for i in range(n)]
+    # FSDD: strings of 7-10 distinct recordings (3-5 s of speech, what a verification needs: the
+    # fingerprinted audio is the verification answer); the same digits re-spoken from other takes
+    # of the same speaker as a stress case.
+    fsdd_replay, fsdd_diff, fsdd_same_text = [], [], []
+    for speaker in FSDD_SPEAKERS:
+        pool = [(d, t) for d in range(10) for t in range(50)]
+        order = rng.permutation(len(pool))
+        used = 0
+        strings = []
+        for _ in range(40):
+            k = int(rng.integers(7, 11))
+            picks = [pool[i] for i in order[used:used + k]]
+            used += k
+            digits = "".join(str(d) for d, _ in picks)
+            clip = data.digit_string(digits, speaker, [t for _, t in picks], rng)
+            strings.append((digits, clip, fingerprint(telephone_channel(clip))))
+        for digits, clip, fp in strings:
+            fsdd_replay.append(match_score(fingerprint(simulate_replay(clip, rng)), fp))
+            other_takes = [int(rng.integers(50)) for _ in digits]
+            respoken = data.digit_string(digits, speaker, other_takes, rng)
+            fsdd_same_text.append(match_score(fingerprint(telephone_channel(respoken)), fp))
+        fsdd_diff += [match_score(a[2], b[2]) for a in strings for b in strings if a is not b]
+    clip = telephone_channel(clips[0])
+    fp0 = fingerprint(clip)
+    refs = [ReplayReference(f, str(i)) for i, f in enumerate(stored[:10])]
+    ms_fp, _ = time_per_call(lambda: fingerprint(clip))
+    ms_check, _ = time_per_call(lambda: check_replay(fp0, refs, threshold))
+
+    def rate(v: list[float], above: bool = True) -> float:
+        return float(np.mean(np.array(v) >= threshold))
+
+    return {
+        "threshold": threshold,
+        "replay_flagged_librispeech": rate(replay_wide), "replay_trials_librispeech": len(replay_wide),
+        "replay_of_call_recording_flagged_librispeech": rate(replay_call),
+        "replay_flagged_fsdd": rate(fsdd_replay), "replay_trials_fsdd": len(fsdd_replay),
+        "replay_score_min": float(min(replay_wide + replay_call + fsdd_replay)),
+        "same_speaker_other_utterance_flagged": rate(same_speaker), "same_speaker_trials": len(same_speaker),
+        "same_speaker_max": float(max(same_speaker)),
+        "other_speaker_flagged": rate(other_speaker), "other_speaker_trials": len(other_speaker),
+        "fsdd_other_string_flagged": rate(fsdd_diff), "fsdd_other_string_trials": len(fsdd_diff),
+        "fsdd_other_string_max": float(max(fsdd_diff)),
+        "genuine_attempt_vs_account_history_flagged": float(np.mean(per_attempt)), "attempts": len(per_attempt),
+        "stress_same_digits_respoken_flagged": rate(fsdd_same_text), "stress_trials": len(fsdd_same_text),
+        "fingerprint_bytes_per_s": float(np.mean([len(f.to_bytes()) / f.duration_s for f in stored])),
+        "ms_fingerprint": ms_fp, "clip_s": clip.duration_s, "ms_check_10_references": ms_check,
+    }
+
+
+# --- watchlist -------------------------------------------------------------------------
+def _embeddings(data: Data, cache: Path) -> dict[str, object]:
+    from ivr.settings import Settings
+    from voiceprints.audio.vad import SpeechDetector
+    from voiceprints.embedding.select import load_embedder
+
+    embedder = load_embedder(Settings().model)
+    path = cache / f"embeddings-{embedder.model_id.replace('/', '_')}.npz"
+    if path.exists():
+        z = np.load(path, allow_pickle=False)
+        return {k: z[k] for k in z.files} | {"model_id": embedder.model_id, "embedder": embedder}
+    detector = SpeechDetector()
+    rng = np.random.default_rng(3)
+
+    def embed(clips: list[AudioClip]) -> np.ndarray:
+        return embedder.embed_batch([detector.speech_only(telephone_channel(c)) for c in clips])
+
+    eval_rows, cohort_rows = data.librispeech("eval"), data.librispeech("cohort")
+    fsdd = [(s, t) for s in FSDD_SPEAKERS for t in range(0, 50, 5)]
+    out = {
+        "eval": embed([read_audio(p) for _, p in eval_rows]),
+        "eval_speakers": np.array([s for s, _ in eval_rows]),
+        "cohort": embed([read_audio(p) for _, p in cohort_rows]),
+        "cohort_speakers": np.array([s for s, _ in cohort_rows]),
+        "fsdd": embed([data.digit_string("0123456789", s, [t] * 10, rng) for s, t in fsdd]),
+        "fsdd_speakers": np.array([s for s, _ in fsdd]),
+    }
+    np.savez(path, **out)
+    return out | {"model_id": embedder.model_id, "embedder": embedder}
+
+
+def bench_watchlist(data: Data, cache: Path) -> dict[str, object]:
+    """False matches of genuine callers against a list of other real speakers, and hits on listed voices.
+
+    Method (real speakers only): the 251 LibriSpeech cohort speakers are split at random into a
+    *population* half (stands in for the enrolled customers; its mean is the screen's centre) and a
+    *list* half. The watchlist holds the list half (one utterance each) plus the 10 LibriSpeech eval
+    and 6 FSDD speakers, each enrolled from 3 utterances: 142 real speakers. Probes: the other
+    utterances of the eval/FSDD speakers (hits against their own entry, false matches against the
+    others) and the list-half cohort utterances (false matches against every other entry).
+    A list of 1,000 needs more real speakers than the data has, so the per-entry false-match rate
+    p is measured on all probe-entry pairs of different speakers and extrapolated:
+    P(false match on a list of N) = 1 - (1 - p)^N (independent entries).
+    """
+    from voiceprints.config import WatchlistConfig
+    from voiceprints.scoring.cosine import l2_normalise
+    from voiceprints.watchlist import WatchlistScreen
+
+    e = _embeddings(data, cache)
+    config = WatchlistConfig()
+    rng = np.random.default_rng(5)
+    cohort, cohort_spk = e["cohort"], e["cohort_speakers"]
+    order = rng.permutation(len(cohort))
+    population, listed = order[: len(order) // 2], order[len(order) // 2:]
+    entries, entry_names, probes, probe_names = [], [], [], []
+    for group, spk_key in (("eval", "eval_speakers"), ("fsdd", "fsdd_speakers")):
+        vecs, spks = e[group], e[spk_key]
+        for s in sorted(set(spks)):
+            idx = rng.permutation(np.flatnonzero(spks == s))
+            entries.append(l2_normalise(vecs[idx[:3]].mean(axis=0)))
+            entry_names.append(f"{group}:{s}")
+            probes += [vecs[i] for i in idx[3:]]
+            probe_names += [f"{group}:{s}"] * (len(idx) - 3)
+    targets_from = len(probes)
+    for i in listed:
+        entries.append(cohort[i])
+        entry_names.append(f"cohort:{cohort_spk[i]}")
+        probes.append(cohort[i])
+        probe_names.append(f"cohort:{cohort_spk[i]}")
+    E, P = np.array(entries), np.array(probes)
+    same = np.array(probe_names)[:, None] == np.array(entry_names)[None, :]
+    centre = cohort[population].mean(axis=0)
+    p_target = 1 - 0.99 ** (1 / 1000)  # per-entry rate giving 1 % false matches per call on 1,000 entries
+    out: dict[str, object] = {"model_id": e["model_id"], "list_size_measured": len(entries),
+                              "population_speakers": len(population)}
+    for name, scores, threshold in (
+        ("cosine", l2_normalise(P) @ l2_normalise(E).T, config.uncentred_threshold),
+        ("centred", l2_normalise(P - centre) @ l2_normalise(E - centre).T, config.threshold),
+    ):
+        nontarget = scores[~same]
+        hits = scores[:targets_from][same[:targets_from]]
+        p = float(np.mean(nontarget >= threshold))
+        upper = max(p, 3.0 / nontarget.size)  # rule of three when nothing was observed
+        best = np.where(same, -np.inf, scores).max(axis=1)
+        t_needed = float(np.quantile(nontarget, 1 - p_target))
+        out[name] = {
+            "threshold": threshold, "nontarget_pairs": int(nontarget.size), "per_entry_false_match": p,
+            "list_false_match_measured": float(np.mean(best >= threshold)),
+            "list_false_match_1000_extrapolated": float(1 - (1 - p) ** 1000),
+            "list_false_match_1000_upper95": float(1 - (1 - upper) ** 1000),
+            "max_nontarget": float(nontarget.max()),
+            "threshold_for_1pct_at_1000": t_needed,
+            "hit_rate": float(np.mean(hits >= threshold)), "hit_trials": int(hits.size),
+        }
+    screen = WatchlistScreen(e["model_id"], [f"x{i}" for i in range(1000)], np.resize(E, (1000, E.shape[1])),
+                             threshold=config.threshold, uncentred_threshold=config.uncentred_threshold,
+                             population=cohort[population])
+    out["ms_screen_1000"], _ = time_per_call(lambda: screen.screen(P[0]), repeat=200)
+    return out
+
+
 SECTIONS: dict[str, Callable[[Data, Path], dict[str, object]]] = {
+    "liveness": bench_liveness,
+    "liveness-2": bench_liveness_2,
+    "liveness-5": bench_liveness_5,
+    "replay": bench_replay,
     "spoof": bench_spoof,
+    "watchlist": bench_watchlist,
 }
 
 

@@ -15,6 +15,7 @@ import typer
 from ivr.cli import biometrics, evaluation, admin
 from ivr.cli import serve
 from ivr.cli import fallback
+from ivr.cli import watchlist
 from ivr.cli.context import CliContext
 from ivr.cli.output import configure_logging
 from ivr.settings import Settings
@@ -45,6 +46,7 @@ evaluation.register(app)
 admin.register(app)
 serve.register(app)
 fallback.register(app)
+watchlist.register(app)
 
 
 def main() -> None:

@@ -12,11 +12,14 @@ import datetime as dt
 import secrets
 from typing import Protocol
 
-__all__ = ["ChallengeHistory", "new_challenge", "random_digits"]
+__all__ = ["ChallengeExhaustedError", "ChallengeHistory", "new_challenge", "random_digits"]
 
 # 10^4 strings of 4 digits: with a 30-day reuse period and a few calls a
-# month an account never runs out; give up after this many redraws anyway.
+# month an account never runs out, and a redraw is almost never needed.
 _MAX_DRAWS = 50
+# After that many redraws (a tiny space, e.g. in a test, or a flood of
+# challenges) a space this small is listed and an unused string picked from it.
+_MAX_ENUMERATED = 100_000
 
 
 class ChallengeHistory(Protocol):
@@ -44,4 +47,17 @@ def new_challenge(account: str, history: ChallengeHistory, *, min_digits: int = 
         if digits not in used:
             history.record(account, digits, now)
             return digits
-    raise RuntimeError(f"could not draw an unused digit string for account {account!r} in {_MAX_DRAWS} tries")
+    if sum(10 ** n for n in range(min_digits, max_digits + 1)) <= _MAX_ENUMERATED:
+        unused = [f"{i:0{n}d}" for n in range(min_digits, max_digits + 1) for i in range(10 ** n)
+                  if f"{i:0{n}d}" not in used]
+        if unused:
+            digits = secrets.choice(unused)
+            history.record(account, digits, now)
+            return digits
+    raise ChallengeExhaustedError(
+        f"every digit string of {min_digits}-{max_digits} digits was asked of account {account!r} in the last "
+        f"{reuse_days:g} days; shorten VOICEAUTH_LIVENESS__REUSE_DAYS or allow longer strings")
+
+
+class ChallengeExhaustedError(RuntimeError):
+    """No unused digit string is left for the account within the reuse period."""

@@ -101,15 +101,13 @@ def _search(feats: np.ndarray, layout: _Layout, n_slots: int, predecessors: Sequ
     second = second[second <= ends]  # templates of one frame have no second frame
     no_skip = is_start.copy()
     no_skip[second] = True
-    # Per frame index: which template it belongs to (for word starts in the back-trace).
-    owner = np.repeat(np.arange(len(starts)), ends - starts + 1)
-
     cost = np.full(J, _INF)
     start_t = np.zeros(J, dtype=np.int64)  # where the word now occupying frame j began
     hist = np.full(J, -1, dtype=np.int64)  # record of the word before it
     records: list[tuple[int, int, int, int, float]] = []  # (template k, start, end excl., prev record, end cost)
     word_start_cost = np.zeros(J)
 
+    members_of = [np.flatnonzero(slot_of == s) for s in range(n_slots)]
     init_slots = np.isin(slot_of, list(initial))
     cost[starts[init_slots]] = dist[0, starts[init_slots]]
     word_start_cost[starts[init_slots]] = 0.0
@@ -119,8 +117,7 @@ def _search(feats: np.ndarray, layout: _Layout, n_slots: int, predecessors: Sequ
         entry = np.full(n_slots, _INF)
         entry_rec = np.full(n_slots, -1, dtype=np.int64)
         best_in_slot = np.full(n_slots, -1, dtype=np.int64)
-        for s in range(n_slots):
-            members = np.flatnonzero(slot_of == s)
+        for s, members in enumerate(members_of):
             if len(members):
                 k = members[np.argmin(end_cost[members])]
                 best_in_slot[s] = k
@@ -176,7 +173,6 @@ def _search(feats: np.ndarray, layout: _Layout, n_slots: int, predecessors: Sequ
         kk, s0, e0, prev, c = records[r]
         words.append(Word(layout.labels[layout.template_of[kk]], int(layout.template_of[kk]), s0, e0, c))
         r = prev
-    del owner
     return Alignment(tuple(reversed(words)), total, T)
 
 

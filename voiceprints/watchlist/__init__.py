@@ -2,9 +2,10 @@
 
 Flows call, on the engine's executor (all synchronous): build a
 ``WatchlistScreen(model_id, *SqlWatchlistStore(store).load_matrix(model_id),
-threshold)`` at start-up (and again after the list changes), then
-``screen.screen(embedding)`` for every verification and enrolment gives a
-:class:`WatchlistResult` with ``hit`` and a ``reason``.
+threshold=..., uncentred_threshold=..., population=store.load_matrix(model_id)[1])``
+at start-up (and again after the list or the enrolled population changes),
+then ``screen.screen(embedding)`` for every verification and enrolment gives
+a :class:`WatchlistResult` with ``hit`` and a ``reason``.
 """
 
 from voiceprints.watchlist.screen import WatchlistResult, WatchlistScreen, entry_vector
