@@ -22,7 +22,7 @@ import numpy as np
 from voiceprints.audio.clip import AudioClip
 from voiceprints.audio.vad import SpeechDetector, dilate, true_runs
 from voiceprints.errors import EnrolmentError
-from voiceprints.liveness.features import FEATURE_VERSION, HOP_S, mfcc
+from voiceprints.liveness.features import FEATURE_VERSION, mfcc
 
 __all__ = ["DIGITS", "DigitTemplates", "segment_digits"]
 
@@ -35,6 +35,8 @@ _MAX_WORD_S = 1.5
 _MIN_GAP_S = 0.08
 # Keep 30 ms around each word: soft onsets and endings fall just below the VAD gates.
 _EDGE_S = 0.03
+# A template needs some frames for DTW to follow: 80 ms (the shortest FSDD digits are ~0.15 s).
+_MIN_TEMPLATE_FRAMES = 8
 _STD_FLOOR = 1e-3
 _MAGIC = "voiceauth-digit-templates-1"
 
@@ -81,7 +83,7 @@ class DigitTemplates:
             for i, clip in enumerate(clips.get(digit, ())):
                 speech = detector.speech_only(clip)
                 feats = mfcc(speech if speech.duration_s >= _MIN_WORD_S else clip)
-                if len(feats) < _MIN_WORD_S / HOP_S:
+                if len(feats) < _MIN_TEMPLATE_FRAMES:
                     raise EnrolmentError(f"recording {i + 1} of digit {digit} has too little speech for a template")
                 labels.append(digit)
                 raw.append(feats)

@@ -63,14 +63,16 @@ class WatchlistScreen:
                  uncentred_threshold: float, population: np.ndarray | None = None) -> None:
         self.model_id = model_id
         pop = None if population is None else np.asarray(population, dtype=np.float32)
-        self.centre = pop.mean(axis=0) if pop is not None and pop.ndim == 2 and len(pop) >= MIN_CENTRE_SPEAKERS \
-            else None
+        self.centre = (l2_normalise(pop).mean(axis=0)
+                       if pop is not None and pop.ndim == 2 and len(pop) >= MIN_CENTRE_SPEAKERS else None)
         self.threshold = float(threshold if self.centre is not None else uncentred_threshold)
         self._index = (IdentificationIndex.from_matrix(model_id, list(names), self._centred(np.asarray(matrix)))
                        if len(names) else None)
 
     def _centred(self, x: np.ndarray) -> np.ndarray:
-        return x if self.centre is None else l2_normalise(x - self.centre)
+        """Unit vectors, minus the centre, renormalised (embeddings are compared on the unit sphere)."""
+        unit = l2_normalise(x)
+        return unit if self.centre is None else l2_normalise(unit - self.centre)
 
     def __len__(self) -> int:
         return 0 if self._index is None else len(self._index)
@@ -78,7 +80,7 @@ class WatchlistScreen:
     def screen(self, vector: np.ndarray) -> WatchlistResult:
         if self._index is None:
             return WatchlistResult(False, None, None, self.threshold, 0, "the watchlist is empty")
-        (name, score), = self._index.top_k(self._centred(l2_normalise(np.asarray(vector))), 1)
+        (name, score), = self._index.top_k(self._centred(np.asarray(vector)), 1)
         n = len(self._index)
         how = "" if self.centre is not None else (
             f"; plain cosine: fewer than {MIN_CENTRE_SPEAKERS} enrolled speakers to centre scores with")
