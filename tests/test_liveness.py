@@ -146,3 +146,10 @@ def test_a_string_is_not_asked_again_of_the_account_within_the_reuse_period(stor
                              now=now + dt.timedelta(days=40))) == 3
     assert history.recent("B", now - dt.timedelta(days=30)) == set()
     assert history.purge(now) == 999
+
+
+def test_a_sentence_instead_of_the_digits_fails(alice_templates, say):
+    """What a replayed recording of an earlier call would say: not the digits."""
+    sentence = telephone_channel(say("alice", "I would like to check the balance of my savings account today."))
+    result = DigitStringVerifier(MAX_MARGIN).verify(alice_templates, sentence, "4729")
+    assert not result.passed, result.reason

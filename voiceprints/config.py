@@ -98,6 +98,10 @@ class LivenessConfig(BaseModel):
     # Measured on FSDD through the telephone channel with 3 templates per
     # digit (scripts/bench_attacks.py): see the README's liveness table.
     max_margin: float = Field(0.15, ge=0)
+    # No digit of the answer may last longer than this many times the caller's
+    # own template of it: other speech forced onto a few digits stretches them
+    # (FSDD genuine answers: 99th percentile 2.9x; read sentences: median 6x).
+    max_stretch: float = Field(4.0, ge=1)
     # Enrolment: how often the caller says the ten digits (templates per digit).
     enrolment_repetitions: int = Field(3, ge=1, le=10)
 

@@ -7,7 +7,8 @@ Flows call, on the engine's executor (all synchronous):
   ``SqlDigitTemplateStore(store).save(account, templates)``;
 * challenge: ``new_challenge(account, SqlChallengeHistory(store), ...)``
   gives the string to read out; ``DigitStringVerifier(max_margin).verify(
-  templates, answer_clip, asked)`` gives a :class:`LivenessResult` with
+  templates, answer_clip, asked)`` (``max_stretch`` too, from
+  ``LivenessConfig``) gives a :class:`LivenessResult` with
   ``passed`` and a ``reason``.
 """
 

@@ -9,6 +9,12 @@ speech. Tolerating a small margin is what lets a genuine caller through when
 one digit of five sounds a little off, without letting a different string
 through (see the README's liveness table for the measured trade-off).
 
+The margin alone would let other speech through: when the audio is not
+digits at all, every string explains it equally badly. So the forced
+alignment must also be plausible in time: no digit may last more than
+``max_stretch`` times the caller's own template of it (genuine answers on
+FSDD: 99th percentile 2.9x; read sentences: median 6x).
+
 Language-independent: the templates are the caller's own words for the
 digits. Synchronous and CPU-only (a few tens of ms): run it on the engine's
 executor.
@@ -40,18 +46,23 @@ class LivenessResult:
     max_margin: float
     reason: str
     latency_ms: float = 0.0
+    stretch: float | None = None  # longest digit of the forced alignment over its template's length
 
     def to_dict(self) -> dict[str, object]:
         return {"passed": self.passed, "asked": self.asked, "heard": self.heard,
                 "margin": None if self.margin is None else round(self.margin, 4),
-                "max_margin": self.max_margin, "reason": self.reason, "latency_ms": round(self.latency_ms, 1)}
+                "max_margin": self.max_margin, "stretch": None if self.stretch is None else round(self.stretch, 2),
+                "reason": self.reason, "latency_ms": round(self.latency_ms, 1)}
 
 
 class DigitStringVerifier:
-    def __init__(self, max_margin: float, detector: SpeechDetector | None = None) -> None:
+    def __init__(self, max_margin: float, max_stretch: float = 4.0, detector: SpeechDetector | None = None) -> None:
         if max_margin < 0:
             raise ValueError(f"max_margin must not be negative, got {max_margin}")
+        if max_stretch < 1:
+            raise ValueError(f"max_stretch must be at least 1, got {max_stretch}")
         self.max_margin = float(max_margin)
+        self.max_stretch = float(max_stretch)
         # 10 ms frames with 30 ms edges: pauses between digits are cut out,
         # word onsets and endings kept (the templates are trimmed the same way).
         self.detector = detector or SpeechDetector(2, 10, edge_ms=30)
@@ -80,14 +91,22 @@ class DigitStringVerifier:
             return self._result(False, asked, "", None, started, "the answer is too short for the digits asked")
         margin = max(0.0, (forced.cost - best.cost) / len(feats))
         heard = best.labels
+        # How far the forced alignment had to stretch a template: the DTW lets a word last any
+        # time, so other speech can be "explained" by a few digits drawn out over seconds.
+        stretch = max((w.end - w.start) / len(seqs[w.template]) for w in forced.words)
+        if stretch > self.max_stretch:
+            return self._result(False, asked, heard, margin, started,
+                                f"not the asked digits: one would have lasted {stretch:.1f} times as long as the "
+                                f"caller's own (more than {self.max_stretch:.1f}); other speech or a long pause",
+                                stretch)
         if margin <= self.max_margin:
             why = ("heard the digits asked" if heard == asked
                    else f"heard {heard}, close enough to {asked} (margin {margin:.3f} <= {self.max_margin:.3f})")
-            return self._result(True, asked, heard, margin, started, why)
+            return self._result(True, asked, heard, margin, started, why, stretch)
         return self._result(False, asked, heard, margin, started,
-                            f"heard {heard}, not {asked} (margin {margin:.3f} > {self.max_margin:.3f})")
+                            f"heard {heard}, not {asked} (margin {margin:.3f} > {self.max_margin:.3f})", stretch)
 
     def _result(self, passed: bool, asked: str, heard: str, margin: float | None, started: float,
-                reason: str) -> LivenessResult:
+                reason: str, stretch: float | None = None) -> LivenessResult:
         return LivenessResult(passed, asked, heard, margin, self.max_margin, reason,
-                              (time.perf_counter() - started) * 1000.0)
+                              (time.perf_counter() - started) * 1000.0, stretch)
