@@ -26,7 +26,7 @@ comparable between utterances.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy.spatial.distance import cdist
@@ -191,7 +191,7 @@ def align_forced(feats: np.ndarray, templates: Sequence[np.ndarray], labels: Seq
         missing = sorted({ch for ch, s in zip(sequence, slots) if not s})
         raise ValueError(f"no template for {', '.join(missing)}")
     layout = _layout(slots, templates, labels)
-    preds = [[]] + [[s - 1] for s in range(1, len(slots))]
+    preds: list[list[int]] = [[]] + [[s - 1] for s in range(1, len(slots))]
     return _search(feats, layout, len(slots), preds, [0], [len(slots) - 1], word_penalty)
 
 
@@ -202,5 +202,5 @@ def decode_length(feats: np.ndarray, templates: Sequence[np.ndarray], labels: Se
         raise ValueError(f"length must be at least 1, got {length}")
     slots = [list(range(len(templates)))] * length
     layout = _layout(slots, templates, labels)
-    preds = [[]] + [[s - 1] for s in range(1, length)]
+    preds: list[list[int]] = [[]] + [[s - 1] for s in range(1, length)]
     return _search(feats, layout, length, preds, [0], [length - 1], word_penalty)

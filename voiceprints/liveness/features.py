@@ -16,7 +16,7 @@ from scipy.fft import dct, rfft
 from voiceprints.audio.clip import AudioClip
 from voiceprints.audio.resample import resample
 
-__all__ = ["FEATURE_RATE", "FEATURE_VERSION", "HOP_S", "mfcc", "normalise"]
+__all__ = ["FEATURE_RATE", "FEATURE_VERSION", "HOP_S", "level", "mfcc", "normalise"]
 
 # Version of the feature definition; stored with every template set. Changing
 # any constant below changes the features, so it must change this too.
@@ -87,3 +87,27 @@ def mfcc(clip: AudioClip) -> np.ndarray:
 def normalise(feats: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     """Cepstral mean and variance normalisation with given statistics (see ``DigitTemplates``)."""
     return ((feats - mean) / std).astype(np.float32)
+
+
+# Loudest 30 ms frame brought to -15 dBFS before speech is looked for: the
+# VAD's absolute floor (-55 dBFS) is meant for telephone levels, and a quiet
+# caller's digits (FSDD speaker "theo": -45 dBFS RMS) would otherwise lose
+# their softer parts. At most +30 dB, and nothing is done to a clip whose
+# loudest frame is below -75 dBFS (an idle line: there is nothing to find).
+_TARGET_PEAK_DBFS = -15.0
+_MAX_GAIN_DB = 30.0
+_SILENCE_DBFS = -75.0
+
+
+def level(clip: AudioClip) -> AudioClip:
+    """``clip`` with its loudest 30 ms frame at -15 dBFS (MFCCs without c0 do not change; the VAD does)."""
+    frame = clip.sample_rate * 30 // 1000
+    n = len(clip.samples) // frame
+    if n == 0:
+        return clip
+    power = np.mean(np.square(clip.samples[: n * frame].astype(np.float64).reshape(n, frame)), axis=1)
+    peak_db = 10.0 * np.log10(max(float(power.max()), 1e-12))
+    if peak_db < _SILENCE_DBFS:
+        return clip
+    gain_db = min(_MAX_GAIN_DB, _TARGET_PEAK_DBFS - peak_db)
+    return AudioClip(np.clip(clip.samples * 10 ** (gain_db / 20), -1.0, 1.0), clip.sample_rate)

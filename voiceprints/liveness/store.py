@@ -6,9 +6,11 @@ speaker and the feature version) and deleted with the speaker.
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import datetime as dt
 
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, delete, select
 
 from voiceprints.liveness.templates import DigitTemplates
 from voiceprints.store.crypto import labelled_aad
@@ -59,7 +61,7 @@ class SqlDigitTemplateStore:
             pk = self._store.speaker_pk(session, speaker_id)
             if pk is None:
                 return False
-            return bool(session.execute(delete(DigitTemplateRow).where(DigitTemplateRow.speaker_id == pk)).rowcount)
+            return bool(_rowcount(session.execute(delete(DigitTemplateRow).where(DigitTemplateRow.speaker_id == pk))))
 
 
 class SqlChallengeHistory:
@@ -82,5 +84,10 @@ class SqlChallengeHistory:
     def purge(self, before: dt.datetime) -> int:
         """Forget strings asked before ``before`` (the reuse period has passed; nothing needs them)."""
         with self._store.write_session() as session:
-            return session.execute(
-                delete(LivenessChallengeRow).where(LivenessChallengeRow.issued_at < before)).rowcount
+            return _rowcount(session.execute(
+                delete(LivenessChallengeRow).where(LivenessChallengeRow.issued_at < before)))
+
+
+def _rowcount(result: object) -> int:
+    """Rows a DELETE removed (``Session.execute`` returns a CursorResult for DML)."""
+    return int(cast(CursorResult[Any], result).rowcount)

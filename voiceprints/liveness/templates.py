@@ -22,7 +22,7 @@ import numpy as np
 from voiceprints.audio.clip import AudioClip
 from voiceprints.audio.vad import SpeechDetector, dilate, true_runs
 from voiceprints.errors import EnrolmentError
-from voiceprints.liveness.features import FEATURE_VERSION, mfcc
+from voiceprints.liveness.features import FEATURE_VERSION, level, mfcc
 
 __all__ = ["DIGITS", "DigitTemplates", "segment_digits"]
 
@@ -81,6 +81,7 @@ class DigitTemplates:
         raw: list[np.ndarray] = []
         for digit in DIGITS:
             for i, clip in enumerate(clips.get(digit, ())):
+                clip = level(clip)
                 speech = detector.speech_only(clip)
                 feats = mfcc(speech if speech.duration_s >= _MIN_WORD_S else clip)
                 if len(feats) < _MIN_TEMPLATE_FRAMES:
@@ -144,7 +145,7 @@ def segment_digits(recording: AudioClip, name: str = "the recording", count: int
     exactly ``count`` words, with what it heard.
     """
     detector = SpeechDetector(2, 10, edge_ms=0)
-    mask = detector.speech_mask(recording)
+    mask = detector.speech_mask(level(recording))
     frame_s = detector.frame_s
     # Close gaps shorter than _MIN_GAP_S inside words.
     closed = ~dilate(~mask, 0)

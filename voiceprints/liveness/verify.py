@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from voiceprints.audio.clip import AudioClip
 from voiceprints.audio.vad import SpeechDetector
 from voiceprints.liveness.dtw import align_forced, decode_length
-from voiceprints.liveness.features import FEATURE_VERSION, HOP_S, mfcc
+from voiceprints.liveness.features import FEATURE_VERSION, HOP_S, level, mfcc
 from voiceprints.liveness.templates import DIGITS, DigitTemplates
 
 __all__ = ["DigitStringVerifier", "LivenessResult"]
@@ -75,7 +75,7 @@ class DigitStringVerifier:
             return self._result(False, asked, "", None, started,
                                 f"digit templates were made with features {templates.feature_version}, "
                                 f"this engine computes {FEATURE_VERSION}: the caller must record the digits again")
-        speech = self.detector.speech_only(clip)
+        speech = self.detector.speech_only(level(clip))
         needed = _MIN_SPEECH_PER_DIGIT_S * len(asked)
         if speech.duration_s < needed:
             return self._result(False, asked, "", None, started,

@@ -15,7 +15,7 @@ frames), so comparing with an account's last 10 recordings is ~10 ms.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -6,9 +6,11 @@ retention period (:meth:`purge`, run by the daily purge).
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import datetime as dt
 
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, delete, select
 
 from voiceprints.replay.fingerprint import Fingerprint
 from voiceprints.replay.match import ReplayReference
@@ -69,5 +71,10 @@ class SqlFingerprintStore:
     def purge(self, before: dt.datetime) -> int:
         """Delete every fingerprint made before ``before``; returns how many."""
         with self._store.write_session() as session:
-            return session.execute(
-                delete(ReplayFingerprintRow).where(ReplayFingerprintRow.created_at < before)).rowcount
+            return _rowcount(session.execute(
+                delete(ReplayFingerprintRow).where(ReplayFingerprintRow.created_at < before)))
+
+
+def _rowcount(result: object) -> int:
+    """Rows a DELETE removed (``Session.execute`` returns a CursorResult for DML)."""
+    return int(cast(CursorResult[Any], result).rowcount)

@@ -47,6 +47,8 @@ class AasistConfig:
 class SincFilters(nn.Module):
     """Fixed (not learned) mel-spaced band-pass sinc filters: the front end on raw samples."""
 
+    filters: torch.Tensor
+
     def __init__(self, out_channels: int, kernel_size: int, sample_rate: int = INPUT_RATE) -> None:
         super().__init__()
         kernel_size += 1 - kernel_size % 2  # odd: symmetric filters
@@ -91,6 +93,12 @@ class ResidualBlock(nn.Module):
         return self.mp(out + identity)
 
 
+def _xavier(dim: int) -> nn.Parameter:
+    p = nn.Parameter(torch.empty(dim, 1))
+    nn.init.xavier_normal_(p)
+    return p
+
+
 def _pairwise(x: torch.Tensor) -> torch.Tensor:
     n = x.size(1)
     x = x.unsqueeze(2).expand(-1, -1, n, -1)
@@ -108,8 +116,7 @@ class GraphAttention(nn.Module):
     def __init__(self, in_dim: int, out_dim: int, temperature: float) -> None:
         super().__init__()
         self.att_proj = nn.Linear(in_dim, out_dim)
-        self.att_weight = nn.Parameter(torch.empty(out_dim, 1))
-        nn.init.xavier_normal_(self.att_weight)
+        self.att_weight = _xavier(out_dim)
         self.proj_with_att = nn.Linear(in_dim, out_dim)
         self.proj_without_att = nn.Linear(in_dim, out_dim)
         self.bn = nn.BatchNorm1d(out_dim)
@@ -133,10 +140,11 @@ class HeteroGraphAttention(nn.Module):
         self.proj_type2 = nn.Linear(in_dim, in_dim)
         self.att_proj = nn.Linear(in_dim, out_dim)
         self.att_projM = nn.Linear(in_dim, out_dim)
-        for name in ("att_weight11", "att_weight22", "att_weight12", "att_weightM"):
-            p = nn.Parameter(torch.empty(out_dim, 1))
-            nn.init.xavier_normal_(p)
-            setattr(self, name, p)
+        # Attention weights per pair of node types (1-1, 2-2, 1-2 both ways) and for the master node.
+        self.att_weight11 = _xavier(out_dim)
+        self.att_weight22 = _xavier(out_dim)
+        self.att_weight12 = _xavier(out_dim)
+        self.att_weightM = _xavier(out_dim)
         self.proj_with_att = nn.Linear(in_dim, out_dim)
         self.proj_without_att = nn.Linear(in_dim, out_dim)
         self.proj_with_attM = nn.Linear(in_dim, out_dim)

@@ -8,12 +8,14 @@ limited time, and :meth:`purge_expired` deletes them then.
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import datetime as dt
 import math
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import delete, func, select
+from sqlalchemy import CursorResult, delete, func, select
 
 from voiceprints.errors import StoreError
 from voiceprints.store.crypto import labelled_aad, vector_from_bytes, vector_to_bytes
@@ -74,7 +76,7 @@ class SqlWatchlistStore:
     def remove(self, name: str) -> int:
         """Delete every model's entry called ``name``; returns how many were deleted."""
         with self._store.write_session() as session:
-            return session.execute(delete(WatchlistEntryRow).where(WatchlistEntryRow.name == name)).rowcount
+            return _rowcount(session.execute(delete(WatchlistEntryRow).where(WatchlistEntryRow.name == name)))
 
     def entries(self, model_id: str | None = None) -> list[WatchlistEntry]:
         stmt = select(WatchlistEntryRow.name, WatchlistEntryRow.model_id, WatchlistEntryRow.source,
@@ -111,4 +113,9 @@ class SqlWatchlistStore:
         """Delete entries past their expiry (call-derived entries' retention limit)."""
         now = now or utcnow()
         with self._store.write_session() as session:
-            return session.execute(delete(WatchlistEntryRow).where(WatchlistEntryRow.expires_at < now)).rowcount
+            return _rowcount(session.execute(delete(WatchlistEntryRow).where(WatchlistEntryRow.expires_at < now)))
+
+
+def _rowcount(result: object) -> int:
+    """Rows a DELETE removed (``Session.execute`` returns a CursorResult for DML)."""
+    return int(cast(CursorResult[Any], result).rowcount)
