@@ -90,9 +90,16 @@ def _layout(slots: Sequence[Sequence[int]], templates: Sequence[np.ndarray], lab
 
 def _search(feats: np.ndarray, layout: _Layout, n_slots: int, predecessors: Sequence[Sequence[int]],
             initial: Sequence[int], final: Sequence[int], penalty: float) -> Alignment | None:
-    """One time-synchronous pass; ``predecessors[s]``: slots whose words may precede a word of slot ``s``."""
+    """One time-synchronous pass; ``predecessors[s]``: slots whose words may precede a word of slot ``s``.
+
+    Book-keeping for the back-trace: every time a path enters a template an
+    *entry* (start frame, record of the word before, cost so far) is made,
+    and each template frame carries only the id of the entry its best path
+    came through. When a word ends and another may follow, a *record*
+    (template, start, end, previous record, cost of the word) is made.
+    """
     T = len(feats)
-    dist = cdist(feats, layout.frames).astype(np.float64)  # (T, J)
+    dist = cdist(feats, layout.frames)  # (T, J) float64
     J = dist.shape[1]
     starts, ends, slot_of = layout.starts, layout.ends, layout.slot_of
     is_start = np.zeros(J, dtype=bool)
@@ -101,74 +108,84 @@ def _search(feats: np.ndarray, layout: _Layout, n_slots: int, predecessors: Sequ
     second = second[second <= ends]  # templates of one frame have no second frame
     no_skip = is_start.copy()
     no_skip[second] = True
-    cost = np.full(J, _INF)
-    start_t = np.zeros(J, dtype=np.int64)  # where the word now occupying frame j began
-    hist = np.full(J, -1, dtype=np.int64)  # record of the word before it
-    records: list[tuple[int, int, int, int, float]] = []  # (template k, start, end excl., prev record, end cost)
-    word_start_cost = np.zeros(J)
-
     members_of = [np.flatnonzero(slot_of == s) for s in range(n_slots)]
-    init_slots = np.isin(slot_of, list(initial))
-    cost[starts[init_slots]] = dist[0, starts[init_slots]]
-    word_start_cost[starts[init_slots]] = 0.0
+    # entries: (start frame, record before it, cost before it); records: (k, start, end, prev record, cost)
+    entry_start: list[int] = []
+    entry_hist: list[int] = []
+    entry_cost: list[float] = []
+    records: list[tuple[int, int, int, int, float]] = []
+
+    cost = np.full(J, _INF)
+    eid = np.full(J, -1, dtype=np.int64)
+    init_slots = np.flatnonzero(np.isin(slot_of, list(initial)))
+    if len(init_slots):
+        entry_start.append(0)
+        entry_hist.append(-1)
+        entry_cost.append(0.0)
+        cost[starts[init_slots]] = dist[0, starts[init_slots]]
+        eid[starts[init_slots]] = 0
+    shifted = np.empty(J)
+    shifted_id = np.empty(J, dtype=np.int64)
     for t in range(1, T):
-        # Best word ending at t-1 in each slot, and the record of it.
         end_cost = cost[ends]
-        entry = np.full(n_slots, _INF)
-        entry_rec = np.full(n_slots, -1, dtype=np.int64)
-        best_in_slot = np.full(n_slots, -1, dtype=np.int64)
-        for s, members in enumerate(members_of):
-            if len(members):
-                k = members[np.argmin(end_cost[members])]
-                best_in_slot[s] = k
+        best_in_slot = [int(m[np.argmin(end_cost[m])]) if len(m) else -1 for m in members_of]
+        entry_of_slot = np.full(n_slots, -1, dtype=np.int64)
+        entry_val = np.full(n_slots, _INF)
         rec_of_slot: dict[int, int] = {}
         for s in range(n_slots):
             best, best_prev = _INF, -1
             for p in predecessors[s]:
                 k = best_in_slot[p]
                 if k >= 0 and end_cost[k] < best:
-                    best, best_prev = end_cost[k], p
-            if best_prev >= 0:
-                if best_prev not in rec_of_slot:
-                    k = best_in_slot[best_prev]
-                    j_end = ends[k]
-                    records.append((int(k), int(start_t[j_end]), t, int(hist[j_end]),
-                                    float(cost[j_end] - word_start_cost[j_end])))
-                    rec_of_slot[best_prev] = len(records) - 1
-                entry[s] = best + penalty
-                entry_rec[s] = rec_of_slot[best_prev]
-        stay = cost
-        step = np.concatenate([[_INF], cost[:-1]])
-        step[is_start] = _INF
-        skip = np.concatenate([[_INF, _INF], cost[:-2]])
-        skip[no_skip] = _INF
-        choice = np.argmin(np.vstack([stay, step, skip]), axis=0)
-        new = np.choose(choice, [stay, step, skip])
-        new_start = np.choose(choice, [start_t, np.concatenate([[0], start_t[:-1]]),
-                                       np.concatenate([[0, 0], start_t[:-2]])])
-        new_hist = np.choose(choice, [hist, np.concatenate([[-1], hist[:-1]]), np.concatenate([[-1, -1], hist[:-2]])])
-        new_wsc = np.choose(choice, [word_start_cost, np.concatenate([[0.0], word_start_cost[:-1]]),
-                                     np.concatenate([[0.0, 0.0], word_start_cost[:-2]])])
+                    best, best_prev = float(end_cost[k]), p
+            if best_prev < 0:
+                continue
+            if best_prev not in rec_of_slot:
+                k = best_in_slot[best_prev]
+                e = int(eid[ends[k]])
+                records.append((k, entry_start[e], t, entry_hist[e], best - entry_cost[e]))
+                rec_of_slot[best_prev] = len(records) - 1
+            entry_val[s] = best + penalty
+            entry_start.append(t)
+            entry_hist.append(rec_of_slot[best_prev])
+            entry_cost.append(best + penalty)
+            entry_of_slot[s] = len(entry_start) - 1
+        # Stay on a frame, advance one, or skip one (never across a template's start).
+        new = cost.copy()
+        ids = eid.copy()
+        shifted[0] = _INF
+        shifted[1:] = cost[:-1]
+        shifted[is_start] = _INF
+        shifted_id[1:] = eid[:-1]
+        take = shifted < new
+        new[take] = shifted[take]
+        ids[take] = shifted_id[take]
+        shifted[:2] = _INF
+        shifted[2:] = cost[:-2]
+        shifted[no_skip] = _INF
+        shifted_id[2:] = eid[:-2]
+        take = shifted < new
+        new[take] = shifted[take]
+        ids[take] = shifted_id[take]
         # Entering a template's first frame from the end of a preceding word.
-        enter = entry[slot_of]  # per template
+        enter = entry_val[slot_of]  # per template
         better = enter < new[starts]
         js = starts[better]
         new[js] = enter[better]
-        new_start[js] = t
-        new_hist[js] = entry_rec[slot_of[better]]
-        new_wsc[js] = enter[better]
+        ids[js] = entry_of_slot[slot_of[better]]
         cost = new + dist[t]
-        start_t, hist, word_start_cost = new_start, new_hist, new_wsc
+        eid = ids
     final_k = np.flatnonzero(np.isin(slot_of, list(final)))
     if len(final_k) == 0:
         return None
-    k = final_k[np.argmin(cost[ends[final_k]])]
+    k = int(final_k[np.argmin(cost[ends[final_k]])])
     total = float(cost[ends[k]])
     if not np.isfinite(total):
         return None
-    words = [Word(layout.labels[layout.template_of[k]], int(layout.template_of[k]), int(start_t[ends[k]]), T,
-                  total - float(word_start_cost[ends[k]]))]
-    r = int(hist[ends[k]])
+    e = int(eid[ends[k]])
+    words = [Word(layout.labels[layout.template_of[k]], int(layout.template_of[k]), entry_start[e], T,
+                  total - entry_cost[e])]
+    r = entry_hist[e]
     while r >= 0:
         kk, s0, e0, prev, c = records[r]
         words.append(Word(layout.labels[layout.template_of[kk]], int(layout.template_of[kk]), s0, e0, c))
