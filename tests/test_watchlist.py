@@ -69,3 +69,44 @@ def test_screen_centres_scores_on_the_enrolled_population():
     assert plain.threshold == 0.99 and "plain cosine" in result.reason
     assert WatchlistScreen("m", [], np.zeros((0, 16)), threshold=0.8, uncentred_threshold=0.9).screen(other).reason \
         == "the watchlist is empty"
+
+
+def test_retention_purges_old_fingerprints_spent_challenges_and_expired_entries(store):
+    from voiceprints.config import CoreConfig
+    from voiceprints.liveness.store import SqlChallengeHistory
+    from voiceprints.replay import Fingerprint
+    from voiceprints.replay.store import SqlFingerprintStore
+    from voiceprints.store.defence_purge import purge_defence_data
+
+    now = dt.datetime(2026, 11, 30, tzinfo=dt.timezone.utc)
+    fp = Fingerprint(np.zeros((10, 22), bool), np.ones(10, bool), 0.08)
+    SqlFingerprintStore(store).add("4572", fp, "verification", at=now - dt.timedelta(days=100))
+    SqlFingerprintStore(store).add("4572", fp, "verification", at=now - dt.timedelta(days=1))
+    SqlChallengeHistory(store).record("4572", "4729", now - dt.timedelta(days=31))
+    SqlChallengeHistory(store).record("4572", "1385", now)
+    SqlWatchlistStore(store).add("call-1", "m", unit_vectors(1, 8)[0], source="call: 1", net_speech_s=4.0,
+                                 expires_at=now - dt.timedelta(days=1))
+    report = purge_defence_data(store, CoreConfig(), now)  # defaults: 90 days, 30 days
+    assert report.to_dict() == {"replay_fingerprints": 1, "liveness_challenges": 1, "watchlist_entries": 1}
+    assert len(SqlFingerprintStore(store).references("4572")) == 1
+
+
+def test_a_verification_hands_over_its_embedding_for_the_screen(tmp_path, utterances_of):
+    from voiceprints.audio.telephone import telephone_channel
+    from voiceprints.config import CoreConfig
+    from voiceprints.embedding.ge2e import Ge2eEmbedder
+    from voiceprints.engine import VoiceprintEngine
+
+    config = CoreConfig(data_dir=tmp_path)
+    with SqlVoiceprintStore(f"sqlite:///{tmp_path / 'e.db'}", KeyRing([("k1", bytes(32))])) as s:
+        engine = VoiceprintEngine(Ge2eEmbedder(), s, config)
+        try:
+            engine.enroll("4572", [telephone_channel(c) for c in utterances_of("frank", 3)])
+            clip = telephone_channel(utterances_of("frank", 1, offset=4)[0])
+            decision = engine.verify("4572", clip)
+            assert decision.embedding is not None
+            again = engine.embedder.embed(engine.detector.speech_only(clip))
+            assert float(decision.embedding @ again) == pytest.approx(1.0, abs=1e-5)
+            assert "embedding" not in decision.to_dict()
+        finally:
+            engine.close()

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from voiceprints.audio.clip import AudioClip
 from voiceprints.audio.vad import SpeechDetector
+from voiceprints.config import LivenessConfig
 from voiceprints.liveness.dtw import align_forced, decode_length
 from voiceprints.liveness.features import FEATURE_VERSION, HOP_S, level, mfcc
 from voiceprints.liveness.templates import DIGITS, DigitTemplates
@@ -66,6 +67,10 @@ class DigitStringVerifier:
         # 10 ms frames with 30 ms edges: pauses between digits are cut out,
         # word onsets and endings kept (the templates are trimmed the same way).
         self.detector = detector or SpeechDetector(2, 10, edge_ms=30)
+
+    @classmethod
+    def from_config(cls, config: LivenessConfig) -> DigitStringVerifier:
+        return cls(config.max_margin, config.max_stretch)
 
     def verify(self, templates: DigitTemplates, clip: AudioClip, asked: str) -> LivenessResult:
         started = time.perf_counter()

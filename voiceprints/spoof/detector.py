@@ -26,6 +26,7 @@ import torch
 from voiceprints.audio.clip import AudioClip
 from voiceprints.audio.resample import resample
 from voiceprints.audio.vad import SpeechDetector
+from voiceprints.config import SpoofConfig
 from voiceprints.errors import ModelNotAvailableError, TooLittleSpeechError
 from voiceprints.spoof.aasist import AASIST, INPUT_RATE, INPUT_SAMPLES
 
@@ -98,6 +99,11 @@ class SpoofDetector:
     @classmethod
     def load(cls, threshold: float, weights: Path | None = None, *, max_windows: int = 2) -> SpoofDetector:
         return cls(load_aasist(weights or default_weights_path()), threshold, max_windows=max_windows)
+
+    @classmethod
+    def from_config(cls, config: SpoofConfig) -> SpoofDetector:
+        """Load the model as configured (whether to run it at all is ``config.enabled``: the caller's call)."""
+        return cls.load(config.threshold, config.weights, max_windows=config.max_windows)
 
     def windows(self, clip: AudioClip) -> np.ndarray:
         """(n, 64600) float32 model inputs: speech only, at 16 kHz, peak-normalised, repeated to fill."""
