@@ -171,6 +171,7 @@ class VoiceprintEngine:
         normalisation, calibration = "none", self._calibration("none")
         reasons: list[str] = []
         score = raw = None
+        test: np.ndarray | None = None
         if quality.ok:
             test = self.embedder.embed(self.detector.speech_only(clip))
             raw = cosine(voiceprint.vector, test)
@@ -190,7 +191,7 @@ class VoiceprintEngine:
             min_speech_s=vconf.min_speech_s, extra_reasons=tuple(reasons),
         )
         latency = (time.perf_counter() - started) * 1000.0
-        decision = replace(decision, latency_ms=latency)
+        decision = replace(decision, latency_ms=latency, embedding=test)
         log.info("verify speaker %s: %s (score %s, %s) in %.0f ms", mask(speaker_id), decision.outcome.value,
                  "n/a" if score is None else f"{score:.3f}", normalisation, latency)
         return decision
