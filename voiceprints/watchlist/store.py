@@ -105,6 +105,14 @@ class SqlWatchlistStore:
                            for name, key_id, blob, dim in rows])
         return [name for name, *_ in rows], matrix
 
+    def version(self, model_id: str) -> tuple[int, int]:
+        """(entries, newest id) of ``model_id``: changes whenever an entry is added or removed."""
+        with self._store.read_session() as session:
+            count, newest = session.execute(
+                select(func.count(), func.max(WatchlistEntryRow.id)).where(WatchlistEntryRow.model_id == model_id)
+            ).one()
+        return int(count or 0), int(newest or 0)
+
     def count(self) -> int:
         with self._store.read_session() as session:
             return int(session.scalar(select(func.count()).select_from(WatchlistEntryRow)) or 0)
