@@ -108,7 +108,7 @@ def test_enrolment_with_two_different_voices_is_refused(engine, utterances_of):
     assert engine.store.get_voiceprint("4572", engine.model_id) is None
 
 
-@pytest.mark.parametrize("normalisation", ["asnorm", "centred-asnorm"])
+@pytest.mark.parametrize("normalisation", ["asnorm", "centred-asnorm", "centred-znorm"])
 def test_normalisation_is_used_once_enough_speakers_are_enrolled(tmp_path, ge2e, utterances_of, monkeypatch,
                                                                  normalisation):
     monkeypatch.delenv("VOICEAUTH_KEYS", raising=False)

@@ -24,26 +24,27 @@ from voiceprints.audio.quality import QualityReport, assess, ensure_not_empty
 from voiceprints.audio.vad import SpeechDetector
 from voiceprints.cohort import Cohort
 from voiceprints.config import CoreConfig
-from voiceprints.embedding.base import Embedder
+from voiceprints.embedding.base import Embedder, layout_of
 from voiceprints.errors import (
     EnrolmentError,
     ReenrolmentNeededError,
     UnknownSpeakerError,
 )
-from voiceprints.scoring.asnorm import AsNorm
 from voiceprints.scoring.calibration import default_calibration
-from voiceprints.scoring.cosine import cosine, l2_normalise
+from voiceprints.scoring.cosine import cosine
 from voiceprints.scoring.decide import decide
 from voiceprints.scoring.decision import Decision
 from voiceprints.scoring.enrolment import check_consistency, combine, utterance_consistency
 from voiceprints.scoring.identify import IdentificationIndex
+from voiceprints.scoring.normalise import Population, ScoreNormaliser, build_normaliser
 from voiceprints.store.base import Calibration, EnrolmentMeta, Voiceprint, VoiceprintStore
 
 log = logging.getLogger("voiceprints.engine")
 
-# Enrolled speakers used as the AS-norm cohort, at most. AS-norm only looks at
-# the top-N (200) cohort scores per side; a few thousand speakers are plenty to
-# find them, and capping keeps one verification O(1) in the size of the store.
+# Enrolled speakers used as the normalisation population, at most. AS-norm only
+# looks at the top-N (200) cohort scores per side, and centring/z-statistics
+# settle long before; a few thousand speakers are plenty, and capping keeps one
+# verification O(1) in the size of the store.
 MAX_STORE_COHORT = 4000
 # Other worker processes may enrol or delete speakers; cached cohorts and the
 # identification index are rebuilt from the store after this many seconds.
@@ -61,6 +62,27 @@ class EnrolmentResult:
 class Candidate:
     speaker_id: str
     score: float
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What a verification learns from the caller's audio alone, before any claim is looked at.
+
+    ``vector`` is None when the quality gate failed (then every decision on
+    this probe is INCONCLUSIVE). Evaluation embeds each recording once and
+    decides it against every enrolled account, through the same code as a call.
+    """
+
+    quality: QualityReport
+    vector: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class _Normalisation:
+    """The engine's normaliser for its model and the population it was built on (None: too small)."""
+
+    normaliser: ScoreNormaliser | None
+    population: Population | None
 
 
 @dataclass
@@ -107,8 +129,13 @@ class VoiceprintEngine:
                 f"{policy.min_total_speech_s:.1f} s in total — record more or longer answers"
             )
         vectors = self.embedder.embed_batch([self.detector.speech_only(c) for c in clips])
-        voiceprint, consistency = combine(vectors)
-        check_consistency(utterance_consistency(vectors), policy.min_consistency)
+        voiceprint, _ = combine(vectors)
+        # Consistency is judged on the first model's part of a fused vector (GE2E), the
+        # model its threshold was measured for; each part's scale of cosines differs.
+        reference = vectors[:, : layout_of(self.embedder)[0]]
+        per_utterance = utterance_consistency(reference)
+        consistency = float(per_utterance.min())
+        check_consistency(per_utterance, policy.min_consistency_for(self.model_id))
         meta = EnrolmentMeta(
             utterance_count=len(clips),
             net_speech_s=round(total, 2),
@@ -118,7 +145,7 @@ class VoiceprintEngine:
                 "max_clipping_ratio": round(max(r.clipping_ratio for r in reports), 5),
             },
         )
-        stored = self.store.save_voiceprint(speaker_id, self.model_id, voiceprint, meta)
+        stored = self.store.save_voiceprint(speaker_id, self.model_id, voiceprint, meta, utterances=vectors)
         self._invalidate()
         log.info("enrolled speaker %s: %d utterances, %.1f s of speech, consistency %.2f",
                  speaker_id, len(clips), total, consistency)
@@ -138,38 +165,51 @@ class VoiceprintEngine:
             )
         raise UnknownSpeakerError(f"speaker {speaker_id} is not enrolled")
 
+    def probe(self, clip: AudioClip) -> Probe:
+        """Quality gate, then (if the audio passes) the speech-only embedding."""
+        ensure_not_empty(clip)
+        vconf = self.config.verification
+        quality = assess(clip, self.config.quality, min_speech_s=vconf.min_speech_s, detector=self.detector)
+        vector = self.embedder.embed(self.detector.speech_only(clip)) if quality.ok else None
+        return Probe(quality, vector)
+
     def verify(self, speaker_id: str, clip: AudioClip) -> Decision:
         started = time.perf_counter()
         ensure_not_empty(clip)
-        voiceprint = self.voiceprint_for(speaker_id)
-        vconf = self.config.verification
-        quality = assess(clip, self.config.quality, min_speech_s=vconf.min_speech_s, detector=self.detector)
-        normalisation, calibration = "none", self._calibration("none")
-        reasons: list[str] = []
-        score = raw = None
-        if quality.ok:
-            test = self.embedder.embed(self.detector.speech_only(clip))
-            raw = cosine(voiceprint.vector, test)
-            score = raw
-            if vconf.normalisation != "none":
-                normaliser = self._normaliser()
-                size = normaliser.others(speaker_id)
-                if normaliser.asnorm is None or size < vconf.min_cohort_size:
-                    reasons.append(f"score normalisation off: the cohort has {size} other speaker(s), "
-                                   f"needs {vconf.min_cohort_size}; plain cosine used")
-                else:
-                    normalisation, calibration = vconf.normalisation, self._calibration(vconf.normalisation)
-                    score = normaliser.score(voiceprint.vector, test, speaker_id)
-        decision = decide(
-            score, raw, calibration, quality,
-            speaker_id=speaker_id, model_id=self.model_id, normalisation=normalisation,
-            min_speech_s=vconf.min_speech_s, extra_reasons=tuple(reasons),
-        )
+        voiceprint = self.voiceprint_for(speaker_id)  # before the model runs: an unknown claim costs nothing
+        decision = self.decide(voiceprint, self.probe(clip))
         latency = (time.perf_counter() - started) * 1000.0
         decision = replace(decision, latency_ms=latency)
         log.info("verify speaker %s: %s (score %s, %s) in %.0f ms", speaker_id, decision.outcome.value,
-                 "n/a" if score is None else f"{score:.3f}", normalisation, latency)
+                 "n/a" if decision.score is None else f"{decision.score:.3f}", decision.normalisation, latency)
         return decision
+
+    def decide(self, voiceprint: Voiceprint | str, probe: Probe) -> Decision:
+        """The decision on a claim (a voiceprint, or the speaker id to look it up) given a probe of the audio."""
+        if isinstance(voiceprint, str):
+            voiceprint = self.voiceprint_for(voiceprint)
+        speaker_id = voiceprint.speaker_id
+        vconf = self.config.verification
+        normalisation, calibration = "none", self.calibration("none")
+        reasons: list[str] = []
+        score = raw = None
+        if probe.quality.ok and probe.vector is not None:
+            raw = cosine(voiceprint.vector, probe.vector)
+            score = raw
+            if vconf.normalisation != "none":
+                current = self._normalisation()
+                size = 0 if current.population is None else current.population.others(speaker_id)
+                if current.normaliser is None or size < vconf.min_cohort_size:
+                    reasons.append(f"score normalisation off: the cohort has {size} other speaker(s), "
+                                   f"needs {vconf.min_cohort_size}; plain cosine used")
+                else:
+                    normalisation, calibration = vconf.normalisation, self.calibration(vconf.normalisation)
+                    score = current.normaliser.score(voiceprint.vector, probe.vector, speaker_id)
+        return decide(
+            score, raw, calibration, probe.quality,
+            speaker_id=speaker_id, model_id=self.model_id, normalisation=normalisation,
+            min_speech_s=vconf.min_speech_s, extra_reasons=tuple(reasons),
+        )
 
     # --- identification ----------------------------------------------------
     def identify(self, clip: AudioClip, top_k: int = 5) -> tuple[QualityReport, list[Candidate]]:
@@ -202,30 +242,53 @@ class VoiceprintEngine:
         self._executor.shutdown(wait=True)
 
     # --- cached derived state ----------------------------------------------
-    def _calibration(self, normalisation: str) -> Calibration:
+    def calibration(self, normalisation: str) -> Calibration:
+        """The thresholds this engine decides with: stored by `ivr calibrate`, else the shipped defaults."""
         stored = self.store.get_calibration(self.model_id, normalisation)
         return stored or default_calibration(self.model_id, normalisation)
 
-    def _normaliser(self) -> "_Normaliser":
-        """The cohort and what normalises scores against it (cached; rebuilt after enrolments)."""
+    def population(self) -> Population | None:
+        """The speakers scores are normalised against: the enrolled voiceprints of this model, with
+        their enrolment utterances, plus the configured cohort file; None when there are none."""
+        ids, matrix = self.store.load_matrix(self.model_id)
+        population = None
+        if ids:
+            utt_ids, utterances = self.store.load_utterances(self.model_id)
+            if len(ids) > MAX_STORE_COHORT:
+                pick = np.random.default_rng(0).choice(len(ids), MAX_STORE_COHORT, replace=False)
+                ids, matrix = [ids[i] for i in pick], matrix[pick]
+                kept = set(ids)
+                rows = [i for i, sid in enumerate(utt_ids) if sid in kept]
+                utt_ids, utterances = [utt_ids[i] for i in rows], utterances[rows]
+            population = Population(matrix, tuple(ids), utterances if utt_ids else
+                                    np.zeros((0, matrix.shape[1]), np.float32), tuple(utt_ids))
+        cohort_dir = self.config.verification.cohort_dir
+        if cohort_dir is not None:
+            cohort = Cohort.load(cohort_dir, self.model_id)
+            # Cohort labels are file names: prefixed so they never collide with an enrolled id.
+            extra = Population.of_recordings(cohort.vectors, [f"cohort:{label}" for label in cohort.labels])
+            population = extra if population is None else population.plus(extra)
+        return population
+
+    def _normalisation(self) -> _Normalisation:
+        """The normaliser over the current population (cached; rebuilt after enrolments and every CACHE_TTL_S)."""
         with self._lock:
             cached = self._cohorts.get(self.model_id)
             if cached and time.monotonic() - cached.loaded_at < CACHE_TTL_S:
                 return cached.value  # type: ignore[return-value]
-        cohort_dir = self.config.verification.cohort_dir
-        if cohort_dir is not None:
-            cohort = Cohort.load(cohort_dir, self.model_id)
-        else:
-            ids, matrix = self.store.load_matrix(self.model_id)
-            if len(ids) > MAX_STORE_COHORT:
-                pick = np.random.default_rng(0).choice(len(ids), MAX_STORE_COHORT, replace=False)
-                ids, matrix = [ids[i] for i in pick], matrix[pick]
-            cohort = Cohort(self.model_id, tuple(ids), matrix)
-        normaliser = _Normaliser.build(cohort, self.config.verification.cohort_top_n,
-                                       centred=self.config.verification.normalisation == "centred-asnorm")
+        population = self.population()
+        vconf = self.config.verification
+        normaliser = None
+        if population is not None and population.voiceprints.shape[0] >= 3:
+            try:
+                normaliser = build_normaliser(vconf.normalisation, population, layout_of(self.embedder),
+                                              top_n=vconf.cohort_top_n)
+            except ValueError as e:  # a degenerate population: decide on plain cosine, and say why
+                log.warning("score normalisation %s unavailable: %s", vconf.normalisation, e)
+        current = _Normalisation(normaliser, population)
         with self._lock:
-            self._cohorts[self.model_id] = _Cached(normaliser, time.monotonic())
-        return normaliser
+            self._cohorts[self.model_id] = _Cached(current, time.monotonic())
+        return current
 
     def _index(self) -> IdentificationIndex:
         with self._lock:
@@ -249,34 +312,6 @@ class VoiceprintEngine:
         existed = self.store.delete_speaker(speaker_id)
         self._invalidate()
         return existed
-
-
-@dataclass(frozen=True)
-class _Normaliser:
-    """AS-norm over a cohort, optionally after subtracting the cohort's mean embedding."""
-
-    cohort: Cohort
-    asnorm: AsNorm | None  # None: fewer than 3 cohort speakers
-    centre: np.ndarray | None
-
-    @classmethod
-    def build(cls, cohort: Cohort, top_n: int, *, centred: bool) -> "_Normaliser":
-        if len(cohort.labels) < 3:
-            return cls(cohort, None, None)
-        centre = cohort.vectors.mean(axis=0) if centred else None
-        vectors = cohort.vectors if centre is None else l2_normalise(cohort.vectors - centre)
-        # Labels of a cohort file are file names, not enrolled ids; uniqueness is all AS-norm needs.
-        unique = len(set(cohort.labels)) == len(cohort.labels)
-        return cls(cohort, AsNorm(vectors, top_n, ids=cohort.labels if unique else None), centre)
-
-    def others(self, speaker_id: str) -> int:
-        return len(self.cohort.labels) - (speaker_id in self.cohort.labels)
-
-    def score(self, enrol: np.ndarray, test: np.ndarray, speaker_id: str) -> float:
-        assert self.asnorm is not None
-        if self.centre is not None:
-            enrol, test = l2_normalise(enrol - self.centre), l2_normalise(test - self.centre)
-        return self.asnorm.score(enrol, test, exclude_index=self.asnorm.index_of(speaker_id))
 
 
 def _min_or_none(values) -> float | None:  # type: ignore[no-untyped-def]

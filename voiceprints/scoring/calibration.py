@@ -30,6 +30,12 @@ def _check_rate(name: str, value: float) -> None:
         raise ValueError(f"{name} must be in (0, 1), got {value}")
 
 
+# The reject threshold never lies above the score that this many times the
+# target share of impostors reach: scores an impostor gets 1 in 100 times but
+# not 1 in 1000 (at FAR 0.1 %) are neither accepted nor rejected, they step up.
+GREY_BAND_FAR_FACTOR = 10.0
+
+
 def calibrate(
     tar: np.ndarray,
     non: np.ndarray,
@@ -43,12 +49,12 @@ def calibrate(
     """Thresholds measured on target and non-target trial scores.
 
     accept_threshold: the lowest observed-score threshold whose FAR <= target_far.
-    reject_threshold: the highest observed-score threshold whose FRR <= target_frr.
-    When the reject threshold comes out above the accept threshold, the trials
-    separate better than both targets ask (every threshold in between meets
-    both), and a "grey band" would be negative: reject is set to accept, so
-    there is no inconclusive band. That is logged and noted in ``source`` so
-    whoever reads the stored calibration sees why the band is empty.
+    reject_threshold: the highest observed-score threshold whose FRR <= target_frr,
+    but never above the lowest threshold whose FAR <= GREY_BAND_FAR_FACTOR x
+    target_far, and always below the accept threshold: between the two lies a
+    grey band in which the IVR asks for another factor instead of guessing.
+    When the trials separate better than both targets ask, the band is the one
+    the FAR factor gives (noted in ``source``).
 
     Refuses (ValueError) with fewer than 1/target_far non-target trials, where
     the FAR target cannot even be observed, or fewer than MIN_TARGET_TRIALS
@@ -73,23 +79,27 @@ def calibrate(
     far, frr, thr = det_curve(tar_a, non_a)
     # FAR falls along ascending thresholds and ends at 0 (+inf), so a point exists.
     accept = float(thr[int(np.argmax(far <= target_far))])
-    # FRR rises along ascending thresholds and starts at 0, so a point exists.
-    reject = float(thr[int(np.flatnonzero(frr <= target_frr)[-1])])
     if not math.isfinite(accept):
         # Every observed non-target scored at or above the top target score, FAR
         # still too high: accept nothing that scores below the highest score seen.
         accept = float(np.nextafter(thr[-2], np.inf))
-    if not math.isfinite(reject):  # pragma: no cover - frr(+inf) == 1 > target_frr
-        reject = accept
-    if reject > accept:
+    # FRR rises along ascending thresholds and starts at 0, so a point exists.
+    reject_frr = float(thr[int(np.flatnonzero(frr <= target_frr)[-1])])
+    band_far = min(GREY_BAND_FAR_FACTOR * target_far, 0.5)
+    reject_far = float(thr[int(np.argmax(far <= band_far))])
+    reject = min(reject_frr, reject_far)
+    if reject_frr > reject_far:
         note = (
             f"trials separate beyond both targets: FRR {target_frr:.2%} allows a reject threshold up to "
-            f"{reject:.4f}, above the accept threshold {accept:.4f} for FAR {target_far:.2%}; "
-            "no grey band, reject = accept"
+            f"{reject_frr:.4f}; kept at {reject_far:.4f}, where {band_far:.2%} of impostors would pass, "
+            "so a grey band remains"
         )
-        log.warning("calibration of %s (%s): %s", model_id, normalisation, note)
+        log.info("calibration of %s (%s): %s", model_id, normalisation, note)
         source = f"{source} [note: {note}]"
-        reject = accept
+    if not reject < accept:
+        # Too few distinct scores between the two: the band starts one observed score lower.
+        lower = thr[thr < accept]
+        reject = float(lower[-1]) if lower.size else float(np.nextafter(accept, -np.inf))
     return Calibration(
         model_id=model_id,
         normalisation=normalisation,
@@ -160,6 +170,17 @@ DEFAULT_CALIBRATIONS: dict[tuple[str, str], DefaultThresholds] = {
         "shipped default, NOT measured here: typical AS-norm operating point; run `ivr calibrate`",
     ),
 }
+
+
+_PROVISIONAL = "PROVISIONAL (to be measured)"
+for _family in ("ge2e/", "seres2net/", "fused/", "ecapa/"):
+    DEFAULT_CALIBRATIONS.setdefault((_family, "centred-znorm"), DefaultThresholds(3.4, 2.3, 0.001, 0.02, 0, 0,
+                                                                                  _PROVISIONAL))
+for _family in ("seres2net/", "fused/"):
+    DEFAULT_CALIBRATIONS.setdefault((_family, "none"), DefaultThresholds(0.80, 0.70, 0.001, 0.02, 0, 0, _PROVISIONAL))
+    DEFAULT_CALIBRATIONS.setdefault((_family, "asnorm"), DefaultThresholds(3.0, 2.0, 0.001, 0.02, 0, 0, _PROVISIONAL))
+    DEFAULT_CALIBRATIONS.setdefault((_family, "centred-asnorm"), DefaultThresholds(3.0, 2.0, 0.001, 0.02, 0, 0,
+                                                                                   _PROVISIONAL))
 
 
 def default_calibration(model_id: str, normalisation: str) -> Calibration:
