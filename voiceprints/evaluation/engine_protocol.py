@@ -75,6 +75,8 @@ class EngineTrials:
     enrolment_refused: list[str] = field(default_factory=list)
     probes: int = 0
     probes_gated: int = 0
+    # One per claim: (account, utterance_id, outcome, score or None, normalisation used).
+    records: list[tuple[str, str, str, float | None, str]] = field(default_factory=list, repr=False)
 
     @property
     def far(self) -> float | None:
@@ -207,6 +209,8 @@ def _decide_all(engine: VoiceprintEngine, items: Sequence[Item], probes: Sequenc
             counts = result.genuine if genuine else result.impostor
             counts.trials += 1
             decision = engine.decide(vp, probe)
+            result.records.append((vp.speaker_id, items[t].utterance_id, decision.outcome.value, decision.score,
+                                   decision.normalisation))
             if not result.thresholds and decision.normalisation == result.normalisation:
                 cal = engine.calibration(decision.normalisation)
                 result.thresholds = {"accept": decision.accept_threshold, "reject": decision.reject_threshold,

@@ -10,6 +10,7 @@ import numpy as np
 
 from voiceprints.embedding.base import layout_of
 from voiceprints.engine import VoiceprintEngine
+from voiceprints.errors import VoiceprintError
 from voiceprints.evaluation.engine_protocol import EngineTrials, run_engine_protocol
 from voiceprints.evaluation.manifest import read_manifest, select_roles
 from voiceprints.evaluation.probes import probe_items
@@ -88,6 +89,9 @@ def evaluate(manifest: Path, engine: VoiceprintEngine, *, channel: str, protocol
                              f"the population was smaller than min_cohort_size")
     else:
         usable = [p is not None and p.vector is not None for p in probes]
+        if not any(ok and not it.is_cohort for ok, it in zip(usable, items)):
+            raise VoiceprintError(f"none of the {len(items)} selected clips can be scored: {gated} fail the "
+                                  f"engine's quality gate, {len(skipped)} are unreadable")
         emb = np.full((len(items), engine.embedder.dim), np.nan, dtype=np.float32)
         for i, p in enumerate(probes):
             if p is not None and p.vector is not None:
