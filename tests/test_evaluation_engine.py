@@ -118,7 +118,7 @@ def test_engine_protocol_enrols_everyone_and_decides_every_claim(recordings, ge2
     assert trials.genuine.trials == 11 and trials.genuine.gated == 1 and trials.genuine.scored == 10
     assert trials.impostor.trials == 49 and trials.impostor.gated == 4 and trials.impostor.scored == 45
     assert trials.fallback_trials == 0 and len(trials.target_scores) == 10
-    assert trials.thresholds["source"].startswith("shipped default")
+    assert trials.thresholds["centred-znorm"]["source"].startswith("shipped default")
     assert min(trials.target_scores) > sorted(trials.nontarget_scores)[-3]  # genuine claims outscore impostors
     counts = trials.genuine.accept + trials.genuine.grey + trials.genuine.reject
     assert counts == 10 and trials.far == trials.impostor.accept / 45

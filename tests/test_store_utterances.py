@@ -38,6 +38,9 @@ def test_utterances_are_stored_with_the_voiceprint_and_read_back_per_speaker(sto
     assert ids == ["alice"] * 3 + ["bob"] * 3
     np.testing.assert_array_equal(matrix, np.concatenate([a, b]).astype(np.float32))
     assert store.load_utterances("absent") == ([], pytest.approx(np.zeros((0, 0))))
+    ids, matrix = store.load_utterances("m1", speakers=["bob", "nobody"])
+    assert ids == ["bob"] * 3
+    np.testing.assert_array_equal(matrix, b)
 
 
 def test_re_enrolment_replaces_the_utterances_and_a_save_without_them_drops_the_old_ones(store):

@@ -46,6 +46,9 @@ log = logging.getLogger("voiceprints.engine")
 # settle long before; a few thousand speakers are plenty, and capping keeps one
 # verification O(1) in the size of the store.
 MAX_STORE_COHORT = 4000
+# Speakers whose enrolment utterances are loaded for the normalisation
+# statistics (which use at most 1,500 utterances: scoring/normalise.py).
+MAX_UTTERANCE_SPEAKERS = 500
 # Other worker processes may enrol or delete speakers; cached cohorts and the
 # identification index are rebuilt from the store after this many seconds.
 CACHE_TTL_S = 60.0
@@ -253,13 +256,14 @@ class VoiceprintEngine:
         ids, matrix = self.store.load_matrix(self.model_id)
         population = None
         if ids:
-            utt_ids, utterances = self.store.load_utterances(self.model_id)
+            rng = np.random.default_rng(0)  # seeded: the same store always gives the same population
             if len(ids) > MAX_STORE_COHORT:
-                pick = np.random.default_rng(0).choice(len(ids), MAX_STORE_COHORT, replace=False)
+                pick = rng.choice(len(ids), MAX_STORE_COHORT, replace=False)
                 ids, matrix = [ids[i] for i in pick], matrix[pick]
-                kept = set(ids)
-                rows = [i for i, sid in enumerate(utt_ids) if sid in kept]
-                utt_ids, utterances = [utt_ids[i] for i in rows], utterances[rows]
+            # The statistics use at most a few thousand utterances; load no more speakers' than that needs.
+            wanted = (ids if len(ids) <= MAX_UTTERANCE_SPEAKERS
+                      else [ids[i] for i in rng.choice(len(ids), MAX_UTTERANCE_SPEAKERS, replace=False)])
+            utt_ids, utterances = self.store.load_utterances(self.model_id, wanted)
             population = Population(matrix, tuple(ids), utterances if utt_ids else
                                     np.zeros((0, matrix.shape[1]), np.float32), tuple(utt_ids))
         cohort_dir = self.config.verification.cohort_dir

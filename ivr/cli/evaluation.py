@@ -65,14 +65,13 @@ def _pct(x: float | None, digits: int = 2) -> str:
 def _engine_lines(c: "ConditionResult") -> list[str]:
     e = c.engine
     assert e is not None
-    t = e.thresholds
     lines = [
         f"engine protocol, {c.normalisation}: {e.enrolled} enrolled"
         + (f" ({len(e.enrolment_refused)} refused)" if e.enrolment_refused else "")
         + f", {e.probes} test clips ({e.probes_gated} fail the quality gate)",
     ]
-    if t:
-        lines.append(f"  thresholds: accept >= {t['accept']:.4f}, reject < {t['reject']:.4f} "
+    for norm, t in e.thresholds.items():
+        lines.append(f"  thresholds ({norm}): accept >= {t['accept']:.4f}, reject < {t['reject']:.4f} "
                      f"({t['n_target']} target / {t['n_nontarget']} non-target trials behind them: {t['source']})")
     g, i = e.genuine, e.impostor
     lines.append(f"  genuine claims  {g.scored:>7} scored: accepted {_pct(e.genuine_accept_rate)}, grey band "
@@ -213,7 +212,7 @@ def _calibrate_from_enrolments(ctx: typer.Context, far: float, frr: float, min_n
     from voiceprints.scoring.calibration import MIN_TARGET_TRIALS
     from voiceprints.scoring.calibration import calibrate as pick
     from voiceprints.scoring.metrics import det_curve, eer, frr_at_far, plot_det
-    from voiceprints.scoring.normalise import build_normaliser
+    from voiceprints.scoring.normalise import Population, build_normaliser
     from voiceprints.scoring.self_calibration import InsufficientTrialsError, check_counts, enrolment_trials
 
     cli = ctx_of(ctx)
@@ -221,16 +220,13 @@ def _calibrate_from_enrolments(ctx: typer.Context, far: float, frr: float, min_n
     vconf = cli.settings.verification
     floor = math.ceil(1.0 / far - 1e-9)
     need = max(floor, min_nontarget if min_nontarget is not None else math.ceil(10.0 / far - 1e-9))
-    population = engine.population()
-    if population is None:
+    # The enrolled callers only, all of them: a cohort file's recordings have no genuine trials to
+    # offer, and the engine's own population samples utterances of at most a few hundred callers.
+    ids, matrix = engine.store.load_matrix(engine.model_id)
+    if not ids:
         raise VoiceprintError(f"nobody is enrolled with model {engine.model_id}; nothing to calibrate on")
-    if vconf.cohort_dir is not None:
-        # Only the callers themselves: a cohort file's recordings have no genuine trials to offer.
-        ids, matrix = engine.store.load_matrix(engine.model_id)
-        utt_ids, utterances = engine.store.load_utterances(engine.model_id)
-        from voiceprints.scoring.normalise import Population
-
-        population = Population(matrix, tuple(ids), utterances if utt_ids else matrix[:0], tuple(utt_ids))
+    utt_ids, utterances = engine.store.load_utterances(engine.model_id)
+    population = Population(matrix, tuple(ids), utterances if utt_ids else matrix[:0], tuple(utt_ids))
     normaliser = build_normaliser(vconf.normalisation, population, layout_of(engine.embedder), top_n=vconf.cohort_top_n)
     trials = enrolment_trials(population, normaliser)
     try:

@@ -70,7 +70,7 @@ class EngineTrials:
     target_scores: list[float] = field(default_factory=list)  # scored trials decided with `normalisation`
     nontarget_scores: list[float] = field(default_factory=list)
     fallback_trials: int = 0  # decided on plain cosine because the population was too small
-    thresholds: dict[str, object] = field(default_factory=dict)
+    thresholds: dict[str, dict[str, object]] = field(default_factory=dict)  # per normalisation used
     enrolled: int = 0
     enrolment_refused: list[str] = field(default_factory=list)
     probes: int = 0
@@ -211,11 +211,11 @@ def _decide_all(engine: VoiceprintEngine, items: Sequence[Item], probes: Sequenc
             decision = engine.decide(vp, probe)
             result.records.append((vp.speaker_id, items[t].utterance_id, decision.outcome.value, decision.score,
                                    decision.normalisation))
-            if not result.thresholds and decision.normalisation == result.normalisation:
+            if decision.score is not None and decision.normalisation not in result.thresholds:
                 cal = engine.calibration(decision.normalisation)
-                result.thresholds = {"accept": decision.accept_threshold, "reject": decision.reject_threshold,
-                                     "source": cal.source, "n_target": cal.n_target,
-                                     "n_nontarget": cal.n_nontarget}
+                result.thresholds[decision.normalisation] = {
+                    "accept": decision.accept_threshold, "reject": decision.reject_threshold, "source": cal.source,
+                    "n_target": cal.n_target, "n_nontarget": cal.n_nontarget}
             if decision.score is None:
                 counts.gated += 1
                 continue

@@ -82,8 +82,9 @@ class VoiceprintStore(Protocol):
         """All voiceprints of one model as (speaker_ids, float32 matrix n x dim), for identification and cohorts."""
         ...
 
-    def load_utterances(self, model_id: str) -> tuple[list[str], np.ndarray]:
-        """All enrolment-utterance embeddings of one model as (speaker id per row, float32 matrix)."""
+    def load_utterances(self, model_id: str, speakers: Sequence[str] | None = None) -> tuple[list[str], np.ndarray]:
+        """Enrolment-utterance embeddings of one model (of ``speakers`` only, when given) as
+        (speaker id per row, float32 matrix)."""
         ...
 
     def delete_speaker(self, speaker_id: str) -> bool:

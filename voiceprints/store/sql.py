@@ -247,22 +247,23 @@ class SqlVoiceprintStore:
                 ids.append(speaker_id)
         return ids, matrix[: len(ids)]
 
-    def load_utterances(self, model_id: str) -> tuple[list[str], np.ndarray]:
-        """Every stored enrolment-utterance embedding of ``model_id``: (speaker id per row, float32 matrix).
-
-        Voiceprints enrolled before these were kept have no rows here.
+    def load_utterances(self, model_id: str, speakers: Sequence[str] | None = None) -> tuple[list[str], np.ndarray]:
+        """Stored enrolment-utterance embeddings of ``model_id`` (of ``speakers`` only, when given):
+        (speaker id per row, float32 matrix). Voiceprints enrolled before these were kept have no rows here.
         """
+        stmt = (
+            select(Speaker.external_id, EnrolmentUtteranceRow.position, EnrolmentUtteranceRow.dim,
+                   EnrolmentUtteranceRow.key_id, EnrolmentUtteranceRow.ciphertext)
+            .select_from(EnrolmentUtteranceRow)
+            .join(VoiceprintRow, EnrolmentUtteranceRow.voiceprint_id == VoiceprintRow.id)
+            .join(Speaker, VoiceprintRow.speaker_id == Speaker.id)
+            .where(VoiceprintRow.model_id == model_id)
+            .order_by(Speaker.external_id, EnrolmentUtteranceRow.position)
+        )
+        if speakers is not None:
+            stmt = stmt.where(Speaker.external_id.in_(list(speakers)))
         with self._guard(), self._snapshot() as conn:
-            rows = conn.execute(
-                select(Speaker.external_id, EnrolmentUtteranceRow.position, EnrolmentUtteranceRow.dim,
-                       EnrolmentUtteranceRow.key_id, EnrolmentUtteranceRow.ciphertext)
-                .select_from(EnrolmentUtteranceRow)
-                .join(VoiceprintRow, EnrolmentUtteranceRow.voiceprint_id == VoiceprintRow.id)
-                .join(Speaker, VoiceprintRow.speaker_id == Speaker.id)
-                .where(VoiceprintRow.model_id == model_id)
-                .order_by(Speaker.external_id, EnrolmentUtteranceRow.position)
-                .execution_options(yield_per=STREAM_BATCH)
-            ).all()
+            rows = conn.execute(stmt.execution_options(yield_per=STREAM_BATCH)).all()
         if not rows:
             return [], np.zeros((0, 0), dtype=np.float32)
         dims = {r.dim for r in rows}
