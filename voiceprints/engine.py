@@ -274,6 +274,10 @@ class VoiceprintEngine:
             population = extra if population is None else population.plus(extra)
         return population
 
+    def normaliser(self) -> ScoreNormaliser | None:
+        """The normaliser decisions use now (None: too few speakers to build one)."""
+        return self._normalisation().normaliser
+
     def _normalisation(self) -> _Normalisation:
         """The normaliser over the current population (cached; rebuilt after enrolments and every CACHE_TTL_S)."""
         with self._lock:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import typer
 
@@ -35,7 +35,7 @@ def _methods() -> tuple[str, ...]:
     return METHODS
 
 
-def _run(ctx: typer.Context, manifest: Path, channel: str, protocol: str, normalisations: list[str],
+def _run(ctx: typer.Context, manifest: Path, channel: str, protocol: str, normalisations: Sequence[str],
          roles: Optional[str], enrol_utterances: int = 3, cohort_folds: int = 2) -> "EvaluationResult":
     from voiceprints.errors import VoiceprintError
     from voiceprints.evaluation.run import evaluate as run_evaluation
@@ -227,13 +227,15 @@ def _calibrate_from_enrolments(ctx: typer.Context, far: float, frr: float, min_n
         raise VoiceprintError(f"nobody is enrolled with model {engine.model_id}; nothing to calibrate on")
     utt_ids, utterances = engine.store.load_utterances(engine.model_id)
     population = Population(matrix, tuple(ids), utterances if utt_ids else matrix[:0], tuple(utt_ids))
-    normaliser = build_normaliser(vconf.normalisation, population, layout_of(engine.embedder), top_n=vconf.cohort_top_n)
+    # Scored exactly as calls are: with the engine's own normaliser (its population may add a cohort file).
+    normaliser = engine.normaliser() or build_normaliser(vconf.normalisation, population, layout_of(engine.embedder),
+                                                          top_n=vconf.cohort_top_n)
     trials = enrolment_trials(population, normaliser)
     try:
         check_counts(trials, target_far=far, min_speakers=vconf.min_cohort_size, min_nontarget=need,
                      min_target=MIN_TARGET_TRIALS)
-    except InsufficientTrialsError as e:
-        raise VoiceprintError(f"not calibrating: {e}") from None
+    except InsufficientTrialsError as exc:
+        raise VoiceprintError(f"not calibrating: {exc}") from None
     cal = pick(trials.target, trials.nontarget, model_id=engine.model_id, normalisation=vconf.normalisation,
                target_far=far, target_frr=frr,
                source=f"enrolled population: {trials.speakers} speakers, {trials.utterances} enrolment utterances "

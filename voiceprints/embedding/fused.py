@@ -20,7 +20,7 @@ enrolled again; audio is never kept, so there is nothing to re-embed from.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

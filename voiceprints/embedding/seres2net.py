@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -88,7 +89,7 @@ def load_state_dict(path: Path) -> dict[str, Any]:
 
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any failure means "not a usable checkpoint"
+    except Exception as e:
         raise ModelNotAvailableError(f"cannot read SE-Res2Net checkpoint {path}: {type(e).__name__}: {e}") from e
     state = checkpoint.get("model_state_dict", checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict) or "weight" not in state:

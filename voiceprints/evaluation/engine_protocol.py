@@ -28,7 +28,6 @@ from pathlib import Path
 import numpy as np
 
 from voiceprints.cohort import Cohort
-from voiceprints.config import CoreConfig
 from voiceprints.engine import Probe, VoiceprintEngine
 from voiceprints.errors import EnrolmentError
 from voiceprints.evaluation.manifest import Item

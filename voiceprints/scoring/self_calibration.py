@@ -91,7 +91,7 @@ def enrolment_trials(population: Population, normaliser: ScoreNormaliser, *, min
         pick = np.sort(np.random.default_rng(seed).choice(pairs_v.size, MAX_IMPOSTOR_TRIALS, replace=False))
         pairs_v, pairs_u = pairs_v[pick], pairs_u[pick]
     nontarget = _score_rows(normaliser, vps[pairs_v], utterances[pairs_u], vp_labels[pairs_v].tolist())
-    return EnrolmentTrials(target, nontarget, len(speakers), int(len(utterances)))
+    return EnrolmentTrials(target, nontarget, len(speakers), len(utterances))
 
 
 def check_counts(trials: EnrolmentTrials, *, target_far: float, min_speakers: int, min_nontarget: int,
