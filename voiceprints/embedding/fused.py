@@ -25,6 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from voiceprints.audio.clip import AudioClip
+from voiceprints.audio.resample import resample
 from voiceprints.embedding.base import Embedder
 
 PREFIX = "fused/"
@@ -56,9 +57,18 @@ class FusedEmbedder:
         return self._parts
 
     def embed(self, clip: AudioClip) -> np.ndarray:
+        clip = self._at_common_rate(clip)
         return np.concatenate([p.embed(clip) * self._scale for p in self._parts]).astype(np.float32)
 
     def embed_batch(self, clips: Sequence[AudioClip]) -> np.ndarray:
         if len(clips) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
+        clips = [self._at_common_rate(c) for c in clips]
         return np.concatenate([p.embed_batch(clips) * self._scale for p in self._parts], axis=1).astype(np.float32)
+
+    def _at_common_rate(self, clip: AudioClip) -> AudioClip:
+        """Resample once when every model wants the same rate (8 kHz calls, 16 kHz models), not once per model."""
+        rates = {getattr(p, "sample_rate", None) for p in self._parts}
+        if len(rates) != 1 or None in rates or clip.sample_rate == next(iter(rates)) or len(clip.samples) == 0:
+            return clip
+        return resample(clip, int(next(iter(rates))))
