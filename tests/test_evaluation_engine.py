@@ -144,3 +144,28 @@ def test_evaluation_and_verify_give_the_same_score_for_the_same_trial(recordings
         assert decision.outcome.value == outcome
         assert (decision.score is None and score is None) or decision.score == pytest.approx(score, abs=1e-9)
         assert decision.normalisation == ("centred-znorm" if score is not None else "none")
+
+
+def test_ivr_evaluate_engine_protocol_prints_what_callers_get_as_json(recordings, tmp_path, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from ivr.cli.app import app
+
+    monkeypatch.setenv("VOICEAUTH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("VOICEAUTH_MODEL__EMBEDDER", "ge2e")
+    monkeypatch.delenv("VOICEAUTH_KEYS", raising=False)
+    result = CliRunner().invoke(app, ["evaluate", str(recordings), "--protocol", "engine", "--json", "-"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["roles"] == ["cohort", "eval"] and data["gated_by_quality"] == 1
+    [row] = data["results"]
+    engine = row["engine"]
+    assert row["normalisation"] == engine["normalisation"] == "centred-znorm"  # the configured one
+    # Five enrolled callers are fewer than the 20 the engine normalises with: every claim says so.
+    assert engine["fallback_trials"] == engine["genuine"]["scored"] + engine["impostor"]["scored"] == 10 + 45
+    assert set(engine["thresholds"]) == {"none"}
+    assert engine["far"] == engine["impostor"]["accept"] / 45 and 0 <= engine["far_upper_95"] <= 1
+    assert any("digits" in n for n in data["notes"])
