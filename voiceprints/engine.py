@@ -24,28 +24,32 @@ from voiceprints.audio.quality import QualityReport, assess, ensure_not_empty
 from voiceprints.audio.vad import SpeechDetector
 from voiceprints.cohort import Cohort
 from voiceprints.config import CoreConfig
-from voiceprints.embedding.base import Embedder
+from voiceprints.embedding.base import Embedder, layout_of
 from voiceprints.errors import (
     EnrolmentError,
     ReenrolmentNeededError,
     UnknownSpeakerError,
 )
-from voiceprints.scoring.asnorm import AsNorm
 from voiceprints.scoring.calibration import default_calibration
-from voiceprints.scoring.cosine import cosine, l2_normalise
+from voiceprints.scoring.cosine import cosine
 from voiceprints.scoring.decide import decide
 from voiceprints.scoring.decision import Decision
 from voiceprints.scoring.enrolment import check_consistency, combine, utterance_consistency
 from voiceprints.scoring.identify import IdentificationIndex
+from voiceprints.scoring.normalise import Population, ScoreNormaliser, build_normaliser
 from voiceprints.redact import mask
 from voiceprints.store.base import Calibration, EnrolmentMeta, Voiceprint, VoiceprintStore
 
 log = logging.getLogger("voiceprints.engine")
 
-# Enrolled speakers used as the AS-norm cohort, at most. AS-norm only looks at
-# the top-N (200) cohort scores per side; a few thousand speakers are plenty to
-# find them, and capping keeps one verification O(1) in the size of the store.
+# Enrolled speakers used as the normalisation population, at most. AS-norm only
+# looks at the top-N (200) cohort scores per side, and centring/z-statistics
+# settle long before; a few thousand speakers are plenty, and capping keeps one
+# verification O(1) in the size of the store.
 MAX_STORE_COHORT = 4000
+# Speakers whose enrolment utterances are loaded for the normalisation
+# statistics (which use at most 1,500 utterances: scoring/normalise.py).
+MAX_UTTERANCE_SPEAKERS = 500
 # Other worker processes may enrol or delete speakers; cached cohorts and the
 # identification index are rebuilt from the store after this many seconds.
 CACHE_TTL_S = 60.0
@@ -66,12 +70,34 @@ class PreparedEnrolment:
     meta: EnrolmentMeta
     qualities: tuple[QualityReport, ...]
     consistency: float
+    utterances: np.ndarray  # one embedding per utterance, kept (encrypted) for self-calibration
 
 
 @dataclass(frozen=True)
 class Candidate:
     speaker_id: str
     score: float
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What a verification learns from the caller's audio alone, before any claim is looked at.
+
+    ``vector`` is None when the quality gate failed (then every decision on
+    this probe is INCONCLUSIVE). Evaluation embeds each recording once and
+    decides it against every enrolled account, through the same code as a call.
+    """
+
+    quality: QualityReport
+    vector: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class _Normalisation:
+    """The engine's normaliser for its model and the population it was built on (None: too small)."""
+
+    normaliser: ScoreNormaliser | None
+    population: Population | None
 
 
 @dataclass
@@ -92,15 +118,11 @@ class VoiceprintEngine:
         self._indexes: dict[str, _Cached] = {}
         self._executor = ThreadPoolExecutor(max_workers=config.model.max_workers, thread_name_prefix="voiceprint")
         # Erasures by other processes up to now are irrelevant: the caches are empty.
-        self._erasure_mark = self._latest_erasure(store)
+        self._erasure_mark = store.erasures_since(0)[0]
 
     @property
     def model_id(self) -> str:
         return self.embedder.model_id
-
-    @staticmethod
-    def _latest_erasure(store: VoiceprintStore) -> int:
-        return store.erasures_since(0)[0]
 
     # --- enrolment ---------------------------------------------------------
     def check_utterance(self, clip: AudioClip) -> QualityReport:
@@ -128,8 +150,13 @@ class VoiceprintEngine:
                 f"{policy.min_total_speech_s:.1f} s in total — record more or longer answers"
             )
         vectors = self.embedder.embed_batch([self.detector.speech_only(c) for c in clips])
-        voiceprint, consistency = combine(vectors)
-        check_consistency(utterance_consistency(vectors), policy.min_consistency)
+        voiceprint, _ = combine(vectors)
+        # Consistency is judged on the first model's part of a fused vector (GE2E), the
+        # model its threshold was measured for; each part's scale of cosines differs.
+        reference = vectors[:, : layout_of(self.embedder)[0]]
+        per_utterance = utterance_consistency(reference)
+        consistency = float(per_utterance.min())
+        check_consistency(per_utterance, policy.min_consistency_for(self.model_id))
         meta = EnrolmentMeta(
             utterance_count=len(clips),
             net_speech_s=round(total, 2),
@@ -139,10 +166,11 @@ class VoiceprintEngine:
                 "max_clipping_ratio": round(max(r.clipping_ratio for r in reports), 5),
             },
         )
-        return PreparedEnrolment(voiceprint, meta, reports, float(consistency))
+        return PreparedEnrolment(voiceprint, meta, reports, float(consistency), vectors)
 
     def store_enrolment(self, speaker_id: str, prepared: PreparedEnrolment) -> EnrolmentResult:
-        stored = self.store.save_voiceprint(speaker_id, self.model_id, prepared.vector, prepared.meta)
+        stored = self.store.save_voiceprint(speaker_id, self.model_id, prepared.vector, prepared.meta,
+                                            utterances=prepared.utterances)
         self._invalidate()
         log.info("enrolled speaker %s: %d utterances, %.1f s of speech, consistency %.2f", mask(speaker_id),
                  prepared.meta.utterance_count, prepared.meta.net_speech_s, prepared.consistency)
@@ -162,49 +190,60 @@ class VoiceprintEngine:
             )
         raise UnknownSpeakerError(f"speaker {speaker_id} is not enrolled")
 
+    def probe(self, clip: AudioClip) -> Probe:
+        """Quality gate, then (if the audio passes) the speech-only embedding."""
+        ensure_not_empty(clip)
+        vconf = self.config.verification
+        quality = assess(clip, self.config.quality, min_speech_s=vconf.min_speech_s, detector=self.detector)
+        vector = self.embedder.embed(self.detector.speech_only(clip)) if quality.ok else None
+        return Probe(quality, vector)
+
     def verify(self, speaker_id: str, clip: AudioClip) -> Decision:
         started = time.perf_counter()
         ensure_not_empty(clip)
-        voiceprint = self.voiceprint_for(speaker_id)
+        voiceprint = self.voiceprint_for(speaker_id)  # before the model runs: an unknown claim costs nothing
+        probe = self.probe(clip)
+        decision = self.decide(voiceprint, probe)
+        latency = (time.perf_counter() - started) * 1000.0
+        # The embedding travels with the decision for the watchlist screen (never serialised).
+        decision = replace(decision, latency_ms=latency, embedding=probe.vector)
+        log.info("verify speaker %s: %s (score %s, %s) in %.0f ms", mask(speaker_id), decision.outcome.value,
+                 "n/a" if decision.score is None else f"{decision.score:.3f}", decision.normalisation, latency)
+        return decision
+
+    def decide(self, voiceprint: Voiceprint | str, probe: Probe) -> Decision:
+        """The decision on a claim (a voiceprint, or the speaker id to look it up) given a probe of the audio."""
+        if isinstance(voiceprint, str):
+            voiceprint = self.voiceprint_for(voiceprint)
+        speaker_id = voiceprint.speaker_id
         vconf = self.config.verification
-        quality = assess(clip, self.config.quality, min_speech_s=vconf.min_speech_s, detector=self.detector)
-        normalisation, calibration = "none", self._calibration("none")
+        normalisation, calibration = "none", self.calibration("none")
         reasons: list[str] = []
         score = raw = None
-        test: np.ndarray | None = None
-        if quality.ok:
-            test = self.embedder.embed(self.detector.speech_only(clip))
-            raw = cosine(voiceprint.vector, test)
+        if probe.quality.ok and probe.vector is not None:
+            raw = cosine(voiceprint.vector, probe.vector)
             score = raw
             if vconf.normalisation != "none":
-                normaliser = self._normaliser()
-                size = normaliser.others(speaker_id)
-                if normaliser.asnorm is None or size < vconf.min_cohort_size:
+                current = self._normalisation()
+                size = 0 if current.population is None else current.population.others(speaker_id)
+                if current.normaliser is None or size < vconf.min_cohort_size:
                     reasons.append(f"score normalisation off: the cohort has {size} other speaker(s), "
                                    f"needs {vconf.min_cohort_size}; plain cosine used")
                 else:
-                    normalisation, calibration = vconf.normalisation, self._calibration(vconf.normalisation)
-                    score = normaliser.score(voiceprint.vector, test, speaker_id)
-        decision = decide(
-            score, raw, calibration, quality,
+                    normalisation, calibration = vconf.normalisation, self.calibration(vconf.normalisation)
+                    score = current.normaliser.score(voiceprint.vector, probe.vector, speaker_id)
+        return decide(
+            score, raw, calibration, probe.quality,
             speaker_id=speaker_id, model_id=self.model_id, normalisation=normalisation,
             min_speech_s=vconf.min_speech_s, extra_reasons=tuple(reasons),
         )
-        latency = (time.perf_counter() - started) * 1000.0
-        decision = replace(decision, latency_ms=latency, embedding=test)
-        log.info("verify speaker %s: %s (score %s, %s) in %.0f ms", mask(speaker_id), decision.outcome.value,
-                 "n/a" if score is None else f"{score:.3f}", normalisation, latency)
-        return decision
 
     def embed_speech(self, clip: AudioClip) -> np.ndarray | None:
         """The caller's embedding without a voiceprint to score (watchlist screening); None if too little speech."""
-        ensure_not_empty(clip)
-        quality = assess(clip, self.config.quality, min_speech_s=self.config.verification.min_speech_s,
-                         detector=self.detector)
-        return self.embedder.embed(self.detector.speech_only(clip)) if quality.ok else None
+        return self.probe(clip).vector
 
     def spend_like_verify(self, clip: AudioClip) -> None:
-        """The work of a verification, on noise as long as ``clip``, for a caller who has no voiceprint.
+        """The work of a verification, on noise as long as ``clip``'s speech, for a caller who has no voiceprint.
 
         An unknown account must not answer faster than an enrolled one, and
         the caller's own speech is not embedded (they may have opted out).
@@ -257,52 +296,59 @@ class VoiceprintEngine:
         self._executor.shutdown(wait=True)
 
     # --- cached derived state ----------------------------------------------
-    def _calibration(self, normalisation: str) -> Calibration:
+    def calibration(self, normalisation: str) -> Calibration:
+        """The thresholds this engine decides with: stored by `ivr calibrate`, else the shipped defaults."""
         stored = self.store.get_calibration(self.model_id, normalisation)
-        return stored or default_calibration(self.model_id, normalisation)
+        return stored or default_calibration(self.model_id, normalisation, self.config.verification.target_far)
 
-    def _drop_erased(self) -> None:
-        """Forget cached cohorts and indexes holding a voiceprint erased by any process since the last look."""
-        mark, erased = self.store.erasures_since(self._erasure_mark)
-        if erased:
-            self._drop(erased)
-            with self._lock:
-                self._erasure_mark = max(self._erasure_mark, mark)
+    def population(self) -> Population | None:
+        """The speakers scores are normalised against: the enrolled voiceprints of this model, with
+        their enrolment utterances, plus the configured cohort file; None when there are none."""
+        ids, matrix = self.store.load_matrix(self.model_id)
+        population = None
+        if ids:
+            rng = np.random.default_rng(0)  # seeded: the same store always gives the same population
+            if len(ids) > MAX_STORE_COHORT:
+                pick = rng.choice(len(ids), MAX_STORE_COHORT, replace=False)
+                ids, matrix = [ids[i] for i in pick], matrix[pick]
+            # The statistics use at most a few thousand utterances; load no more speakers' than that needs.
+            wanted = (ids if len(ids) <= MAX_UTTERANCE_SPEAKERS
+                      else [ids[i] for i in rng.choice(len(ids), MAX_UTTERANCE_SPEAKERS, replace=False)])
+            utt_ids, utterances = self.store.load_utterances(self.model_id, wanted)
+            population = Population(matrix, tuple(ids), utterances if utt_ids else
+                                    np.zeros((0, matrix.shape[1]), np.float32), tuple(utt_ids))
+        cohort_dir = self.config.verification.cohort_dir
+        if cohort_dir is not None:
+            cohort = Cohort.load(cohort_dir, self.model_id)
+            # Cohort labels are file names: prefixed so they never collide with an enrolled id.
+            extra = Population.of_recordings(cohort.vectors, [f"cohort:{label}" for label in cohort.labels])
+            population = extra if population is None else population.plus(extra)
+        return population
 
-    def drop_cached(self, speaker_id: str) -> None:
-        """This process erased ``speaker_id`` (opt-out, erasure): no cache may keep it a moment longer."""
-        self._drop({speaker_id})
+    def normaliser(self) -> ScoreNormaliser | None:
+        """The normaliser decisions use now (None: too few speakers to build one)."""
+        return self._normalisation().normaliser
 
-    def _drop(self, speakers: set[str]) -> None:
-        with self._lock:
-            for model, cached in list(self._cohorts.items()):
-                if speakers.intersection(cached.value.cohort.labels):  # type: ignore[attr-defined]
-                    del self._cohorts[model]
-            for model, cached in list(self._indexes.items()):
-                if any(s in cached.value for s in speakers):  # type: ignore[operator]
-                    del self._indexes[model]
-
-    def _normaliser(self) -> "_Normaliser":
-        """The cohort and what normalises scores against it (cached; rebuilt after enrolments)."""
+    def _normalisation(self) -> _Normalisation:
+        """The normaliser over the current population (cached; rebuilt after enrolments and every CACHE_TTL_S)."""
         self._drop_erased()
         with self._lock:
             cached = self._cohorts.get(self.model_id)
             if cached and time.monotonic() - cached.loaded_at < CACHE_TTL_S:
                 return cached.value  # type: ignore[return-value]
-        cohort_dir = self.config.verification.cohort_dir
-        if cohort_dir is not None:
-            cohort = Cohort.load(cohort_dir, self.model_id)
-        else:
-            ids, matrix = self.store.load_matrix(self.model_id)
-            if len(ids) > MAX_STORE_COHORT:
-                pick = np.random.default_rng(0).choice(len(ids), MAX_STORE_COHORT, replace=False)
-                ids, matrix = [ids[i] for i in pick], matrix[pick]
-            cohort = Cohort(self.model_id, tuple(ids), matrix)
-        normaliser = _Normaliser.build(cohort, self.config.verification.cohort_top_n,
-                                       centred=self.config.verification.normalisation == "centred-asnorm")
+        population = self.population()
+        vconf = self.config.verification
+        normaliser = None
+        if population is not None and population.voiceprints.shape[0] >= 3:
+            try:
+                normaliser = build_normaliser(vconf.normalisation, population, layout_of(self.embedder),
+                                              top_n=vconf.cohort_top_n)
+            except ValueError as e:  # a degenerate population: decide on plain cosine, and say why
+                log.warning("score normalisation %s unavailable: %s", vconf.normalisation, e)
+        current = _Normalisation(normaliser, population)
         with self._lock:
-            self._cohorts[self.model_id] = _Cached(normaliser, time.monotonic())
-        return normaliser
+            self._cohorts[self.model_id] = _Cached(current, time.monotonic())
+        return current
 
     def _index(self) -> IdentificationIndex:
         self._drop_erased()
@@ -322,47 +368,34 @@ class VoiceprintEngine:
             self._cohorts.clear()
             self._indexes.clear()
 
+    def _drop_erased(self) -> None:
+        """Forget cached normalisers and indexes holding a voiceprint erased by any process since the last look."""
+        mark, erased = self.store.erasures_since(self._erasure_mark)
+        if erased:
+            self._drop(erased)
+            with self._lock:
+                self._erasure_mark = max(self._erasure_mark, mark)
+
+    def drop_cached(self, speaker_id: str) -> None:
+        """This process erased ``speaker_id`` (opt-out, erasure): no cache may keep it a moment longer."""
+        self._drop({speaker_id})
+
+    def _drop(self, speakers: set[str]) -> None:
+        with self._lock:
+            for model, cached in list(self._cohorts.items()):
+                population = cached.value.population  # type: ignore[attr-defined]
+                if population is not None and speakers & (set(population.speakers)
+                                                          | set(population.utterance_speakers)):
+                    del self._cohorts[model]
+            for model, cached in list(self._indexes.items()):
+                if any(s in cached.value for s in speakers):  # type: ignore[operator]
+                    del self._indexes[model]
+
     def forget(self, speaker_id: str) -> bool:
         """Erase a speaker (right to erasure) and drop cached copies of their voiceprint."""
         existed = self.store.delete_speaker(speaker_id)
         self.drop_cached(speaker_id)
         return existed
-
-
-@dataclass(frozen=True)
-class _Normaliser:
-    """AS-norm over a cohort, optionally after subtracting the cohort's mean embedding."""
-
-    cohort: Cohort
-    asnorm: AsNorm | None  # None: fewer than 3 cohort speakers
-    centre: np.ndarray | None
-
-    @classmethod
-    def build(cls, cohort: Cohort, top_n: int, *, centred: bool) -> "_Normaliser":
-        if len(cohort.labels) < 3:
-            return cls(cohort, None, None)
-        centre = cohort.vectors.mean(axis=0) if centred else None
-        vectors, labels = cohort.vectors, cohort.labels
-        if centre is not None:
-            # A voiceprint equal to the mean (every cohort member enrolled from the same audio) has
-            # no direction once centred: it says nothing about other speakers, so it is left out.
-            moved = vectors - centre
-            keep = np.linalg.norm(moved, axis=1) > 1e-6
-            if keep.sum() < 3:
-                return cls(cohort, None, None)
-            vectors, labels = l2_normalise(moved[keep]), tuple(np.asarray(labels, dtype=object)[keep])
-        # Labels of a cohort file are file names, not enrolled ids; uniqueness is all AS-norm needs.
-        unique = len(set(labels)) == len(labels)
-        return cls(cohort, AsNorm(vectors, top_n, ids=labels if unique else None), centre)
-
-    def others(self, speaker_id: str) -> int:
-        return len(self.cohort.labels) - (speaker_id in self.cohort.labels)
-
-    def score(self, enrol: np.ndarray, test: np.ndarray, speaker_id: str) -> float:
-        assert self.asnorm is not None
-        if self.centre is not None:
-            enrol, test = l2_normalise(enrol - self.centre), l2_normalise(test - self.centre)
-        return self.asnorm.score(enrol, test, exclude_index=self.asnorm.index_of(speaker_id))
 
 
 def _min_or_none(values) -> float | None:  # type: ignore[no-untyped-def]

@@ -104,24 +104,16 @@ def screen(ctx: typer.Context, file: Path = typer.Argument(..., help="A recordin
            as_json: bool = JSON) -> None:
     """Does the voice in FILE match a watchlist entry? Exit 0 no, 1 yes, 3 too little speech."""
     from voiceprints.audio.io import read_audio
-    from voiceprints.audio.quality import assess
-    from voiceprints.watchlist import SqlWatchlistStore, WatchlistScreen
+    from voiceprints.defences import AttackDefences
 
-    cli = ctx_of(ctx)
-    engine = cli.engine()
-    clip = read_audio(file)
-    quality = assess(clip, cli.settings.quality, min_speech_s=cli.settings.verification.min_speech_s,
-                     detector=engine.detector)
-    if not quality.ok:
-        emit({"hit": None, "quality": quality.to_dict()}, as_json, "no screening: " + "; ".join(quality.reasons))
+    engine = ctx_of(ctx).engine()
+    probe = engine.probe(read_audio(file))
+    if probe.vector is None:
+        emit({"hit": None, "quality": probe.quality.to_dict()}, as_json,
+             "no screening: " + "; ".join(probe.quality.reasons))
         raise typer.Exit(int(ExitCode.INCONCLUSIVE))
-    names, matrix = SqlWatchlistStore(cli.store()).load_matrix(engine.model_id)
-    _, enrolled = cli.store().load_matrix(engine.model_id)
-    config = cli.settings.watchlist
-    result = WatchlistScreen(engine.model_id, names, matrix, threshold=config.threshold,
-                             uncentred_threshold=config.uncentred_threshold,
-                             population=enrolled if len(enrolled) else None).screen(
-        engine.embedder.embed(engine.detector.speech_only(clip)))
+    # The same screen as a call's (a fused model screens on its GE2E part, where the thresholds were measured).
+    result = AttackDefences(engine).screen_enrolment(probe.vector)
     emit(result.to_dict(), as_json, ("MATCH " if result.hit else "no match: ") + result.reason)
     if result.hit:
         raise typer.Exit(int(ExitCode.REJECT))

@@ -50,6 +50,23 @@ class QualityReport:
             "reasons": list(self.reasons),
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> "QualityReport":
+        """The report back from :meth:`to_dict` (evaluation caches reports next to embeddings)."""
+        def num(key: str) -> float | None:
+            value = data.get(key)
+            return None if value is None else float(value)  # type: ignore[arg-type]
+
+        return cls(
+            duration_s=float(data["duration_s"]),  # type: ignore[arg-type]
+            net_speech_s=float(data["net_speech_s"]),  # type: ignore[arg-type]
+            snr_db=num("snr_db"),
+            clipping_ratio=float(data["clipping_ratio"]),  # type: ignore[arg-type]
+            speech_level_dbfs=num("speech_level_dbfs"),
+            problems=tuple(QualityProblem(p) for p in data.get("problems", ())),  # type: ignore[union-attr]
+            reasons=tuple(str(r) for r in data.get("reasons", ())),  # type: ignore[union-attr]
+        )
+
 
 # --- assessment ------------------------------------------------------------
 # A sample this close to full scale counts as clipped. Not 0.99: the largest

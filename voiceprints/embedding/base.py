@@ -33,3 +33,9 @@ class Embedder(Protocol):
     def embed_batch(self, clips: Sequence[AudioClip]) -> np.ndarray:
         """float32 matrix of shape (len(clips), dim), each row unit L2 norm."""
         ...
+
+
+def layout_of(embedder: Embedder) -> tuple[int, ...]:
+    """Dimensions of each model's part of the embedder's vectors: ``(dim,)`` unless it fuses several models."""
+    layout = getattr(embedder, "layout", None)
+    return tuple(int(d) for d in layout) if layout else (int(embedder.dim),)

@@ -17,6 +17,10 @@ class OperatingPoint:
     far: float
     frr: float | None  # None when there are too few non-target trials to measure it
     threshold: float | None
+    # What the trials show either way: with fewer than 10/far non-target trials
+    # it rests on fewer than ~10 false accepts and is an anecdote, not a measurement.
+    observed_frr: float = float("nan")
+    observed_threshold: float = float("nan")
 
 
 @dataclass(frozen=True)
@@ -34,7 +38,8 @@ class AccuracyReport:
 
     def row(self) -> str:
         points = "  ".join(
-            f"FRR@FAR{p.far * 100:g}%={'n/a (too few trials)' if p.frr is None else f'{p.frr * 100:.2f}%'}"
+            f"FRR@FAR{p.far * 100:g}%="
+            + (f"{p.frr * 100:.2f}%" if p.frr is not None else f"({p.observed_frr * 100:.2f}%: too few trials)")
             for p in self.frr_at
         )
         return (f"{self.condition:<40} EER={self.eer * 100:6.2f}%  minDCF(0.01)={self.min_dcf:.3f}  {points}  "
@@ -48,5 +53,6 @@ def accuracy(condition: str, scores: TrialScores, fars: tuple[float, ...] = (0.0
     points = []
     for far in fars:
         frr, thr, measurable = frr_at_far(tar, non, far)
-        points.append(OperatingPoint(far, float(frr) if measurable else None, float(thr) if measurable else None))
+        points.append(OperatingPoint(far, float(frr) if measurable else None, float(thr) if measurable else None,
+                                     float(frr), float(thr)))
     return AccuracyReport(condition, len(tar), len(non), float(e), float(t), float(dcf), tuple(points))

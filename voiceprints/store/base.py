@@ -49,7 +49,7 @@ class Calibration:
     """Thresholds for one model_id and one normalisation, with where they were measured."""
 
     model_id: str
-    normalisation: str  # "none" | "asnorm"
+    normalisation: str  # one of voiceprints.scoring.normalise.METHODS
     accept_threshold: float  # score >= this: accept (set for target_far)
     reject_threshold: float  # score < this: reject (set for target_frr); between: inconclusive
     target_far: float
@@ -61,8 +61,13 @@ class Calibration:
 
 
 class VoiceprintStore(Protocol):
-    def save_voiceprint(self, speaker_id: str, model_id: str, vector: np.ndarray, meta: EnrolmentMeta) -> Voiceprint:
-        """Create or replace, atomically: either the whole record is there afterwards or nothing changed."""
+    def save_voiceprint(self, speaker_id: str, model_id: str, vector: np.ndarray, meta: EnrolmentMeta,
+                        utterances: np.ndarray | None = None) -> Voiceprint:
+        """Create or replace, atomically: either the whole record is there afterwards or nothing changed.
+
+        ``utterances``: the embeddings of the enrolment utterances (k x dim), kept
+        encrypted with the voiceprint and replaced with it.
+        """
         ...
 
     def get_voiceprint(self, speaker_id: str, model_id: str) -> Voiceprint | None: ...
@@ -75,6 +80,11 @@ class VoiceprintStore(Protocol):
 
     def load_matrix(self, model_id: str) -> tuple[list[str], np.ndarray]:
         """All voiceprints of one model as (speaker_ids, float32 matrix n x dim), for identification and cohorts."""
+        ...
+
+    def load_utterances(self, model_id: str, speakers: Sequence[str] | None = None) -> tuple[list[str], np.ndarray]:
+        """Enrolment-utterance embeddings of one model (of ``speakers`` only, when given) as
+        (speaker id per row, float32 matrix)."""
         ...
 
     def delete_speaker(self, speaker_id: str) -> bool:

@@ -35,6 +35,7 @@ NONCE_BYTES = 12
 DEFAULT_KEY_FILE_NAME = "voiceprint.keys"
 # Ids end up in a text format ("id:key,id:key") and in a VARCHAR(64) column.
 _AAD_LABEL = b"voiceauth.voiceprint.v1\x00"
+_UTTERANCE_AAD_LABEL = b"voiceauth.enrolment-utterance.v1\x00"
 _KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
@@ -192,6 +193,17 @@ def record_aad(speaker_id: str, model_id: str) -> bytes:
     """
     speaker = speaker_id.encode()
     return b"".join((_AAD_LABEL, len(speaker).to_bytes(4, "big"), speaker, model_id.encode()))
+
+
+def utterance_aad(speaker_id: str, model_id: str, position: int) -> bytes:
+    """Associated data of one enrolment utterance's embedding: its voiceprint's identity and its position.
+
+    Another label than voiceprints', so an utterance ciphertext can never be
+    passed off as a voiceprint (or the other way round).
+    """
+    speaker = speaker_id.encode()
+    return b"".join((_UTTERANCE_AAD_LABEL, len(speaker).to_bytes(4, "big"), speaker,
+                     position.to_bytes(4, "big"), model_id.encode()))
 
 
 def vector_to_bytes(vector: np.ndarray) -> bytes:

@@ -103,6 +103,33 @@ class VoiceprintRow(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     speaker: Mapped[Speaker] = relationship(back_populates="voiceprints")
+    utterances: Mapped[list[EnrolmentUtteranceRow]] = relationship(
+        back_populates="voiceprint", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class EnrolmentUtteranceRow(Base):
+    """One enrolment utterance's embedding, encrypted like the voiceprint it was averaged into.
+
+    Kept so that ``ivr calibrate --from-enrolments`` can measure genuine
+    (leave-one-out) and impostor trials on the deployment's own callers, and so
+    that score normalisation measures impostor statistics on single utterances,
+    as a verification sees them. Replaced with the voiceprint on re-enrolment,
+    erased with it.
+    """
+
+    __tablename__ = "enrolment_utterances"
+    __table_args__ = (UniqueConstraint("voiceprint_id", "position"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    voiceprint_id: Mapped[int] = mapped_column(ForeignKey("voiceprints.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)  # order of the utterance in the enrolment
+    key_id: Mapped[str] = mapped_column(String(64))
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)  # nonce + AES-GCM(float32 LE vector) + tag
+    dim: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    voiceprint: Mapped[VoiceprintRow] = relationship(back_populates="utterances")
 
 
 class CalibrationRow(Base):

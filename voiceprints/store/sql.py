@@ -28,11 +28,19 @@ from voiceprints.config import CoreConfig
 from voiceprints.errors import StoreError, StoreUnavailableError, UnknownSpeakerError, VoiceprintError
 from voiceprints.store.base import Calibration, EnrolmentMeta, Voiceprint, VoiceprintSummary
 from voiceprints.private_files import ensure_private_dir, ensure_private_file
-from voiceprints.store.crypto import KeyRing, labelled_aad, record_aad, vector_from_bytes, vector_to_bytes
+from voiceprints.store.crypto import (
+    KeyRing,
+    labelled_aad,
+    record_aad,
+    utterance_aad,
+    vector_from_bytes,
+    vector_to_bytes,
+)
 from voiceprints.store.migrate import upgrade
 from voiceprints.store.models import (
     CalibrationRow,
     DigitTemplateRow,
+    EnrolmentUtteranceRow,
     Erasure,
     LivenessChallengeRow,
     ReplayFingerprintRow,
@@ -117,8 +125,14 @@ class SqlVoiceprintStore:
 
     # --- voiceprints -----------------------------------------------------
     def save_voiceprint(
-        self, speaker_id: str, model_id: str, vector: np.ndarray, meta: EnrolmentMeta
+        self, speaker_id: str, model_id: str, vector: np.ndarray, meta: EnrolmentMeta,
+        utterances: np.ndarray | None = None,
     ) -> Voiceprint:
+        """Create or replace the voiceprint, and with it the per-utterance embeddings (``utterances``, k x dim).
+
+        The utterance embeddings of an earlier enrolment are always removed: they
+        belong to the voiceprint being replaced.
+        """
         _check_ids(speaker_id, model_id)
         vec = np.array(vector, dtype=np.float32).reshape(-1) if np.ndim(vector) == 1 else None
         if vec is None or vec.size == 0:
@@ -132,8 +146,11 @@ class SqlVoiceprintStore:
                 f"enrolment metadata for {speaker_id!r} is invalid: {meta.utterance_count} utterances, "
                 f"{meta.net_speech_s} s of speech"
             )
+        utt = _utterance_matrix(speaker_id, utterances, vec.size)
         # Encrypt before the transaction: it needs no database state and keeps locks short.
         key_id, blob = self._keyring.encrypt(vector_to_bytes(vec), record_aad(speaker_id, model_id))
+        utt_blobs = [self._keyring.encrypt(vector_to_bytes(u), utterance_aad(speaker_id, model_id, i))
+                     for i, u in enumerate(utt)]
         quality = _jsonable(dict(meta.quality))
         now = utcnow()
         with self._writing() as session:
@@ -153,8 +170,13 @@ class SqlVoiceprintStore:
             replaced = {col: getattr(ins.excluded, col) for col in _REPLACED_ON_SAVE}
             stmt = ins.on_conflict_do_update(
                 index_elements=[VoiceprintRow.speaker_id, VoiceprintRow.model_id], set_=replaced
-            ).returning(VoiceprintRow.created_at)
-            created_at = session.execute(stmt).scalar_one()
+            ).returning(VoiceprintRow.id, VoiceprintRow.created_at)
+            voiceprint_pk, created_at = session.execute(stmt).one()
+            session.execute(delete(EnrolmentUtteranceRow).where(EnrolmentUtteranceRow.voiceprint_id == voiceprint_pk))
+            if utt_blobs:
+                session.execute(self._insert(EnrolmentUtteranceRow), [
+                    {"voiceprint_id": voiceprint_pk, "position": i, "key_id": k, "ciphertext": b,
+                     "dim": int(vec.size), "created_at": now} for i, (k, b) in enumerate(utt_blobs)])
         return Voiceprint(
             speaker_id=speaker_id,
             model_id=model_id,
@@ -248,6 +270,35 @@ class SqlVoiceprintStore:
                 ids.append(speaker_id)
         return ids, matrix[: len(ids)]
 
+    def load_utterances(self, model_id: str, speakers: Sequence[str] | None = None) -> tuple[list[str], np.ndarray]:
+        """Stored enrolment-utterance embeddings of ``model_id`` (of ``speakers`` only, when given):
+        (speaker id per row, float32 matrix). Voiceprints enrolled before these were kept have no rows here.
+        """
+        stmt = (
+            select(Speaker.external_id, EnrolmentUtteranceRow.position, EnrolmentUtteranceRow.dim,
+                   EnrolmentUtteranceRow.key_id, EnrolmentUtteranceRow.ciphertext)
+            .select_from(EnrolmentUtteranceRow)
+            .join(VoiceprintRow, EnrolmentUtteranceRow.voiceprint_id == VoiceprintRow.id)
+            .join(Speaker, VoiceprintRow.speaker_id == Speaker.id)
+            .where(VoiceprintRow.model_id == model_id)
+            .order_by(Speaker.external_id, EnrolmentUtteranceRow.position)
+        )
+        if speakers is not None:
+            stmt = stmt.where(Speaker.external_id.in_(list(speakers)))
+        with self._guard(), self._snapshot() as conn:
+            rows = conn.execute(stmt.execution_options(yield_per=STREAM_BATCH)).all()
+        if not rows:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        dims = {r.dim for r in rows}
+        if len(dims) != 1:
+            raise StoreError(f"enrolment utterances of model {model_id!r} have different dimensions {sorted(dims)}; "
+                             "the store is inconsistent, re-enrol the affected speakers")
+        decrypt = self._keyring.decrypt
+        matrix = np.stack([
+            vector_from_bytes(decrypt(key_id, blob, utterance_aad(speaker, model_id, position)), dim)
+            for speaker, position, dim, key_id, blob in rows])
+        return [r.external_id for r in rows], matrix
+
     def delete_speaker(self, speaker_id: str) -> bool:
         """Erase the speaker and every voiceprint, for real.
 
@@ -264,6 +315,8 @@ class SqlVoiceprintStore:
                 return False
             # Explicit, not only ON DELETE CASCADE: erasure must not depend on a
             # connection having PRAGMA foreign_keys switched on.
+            session.execute(delete(EnrolmentUtteranceRow).where(EnrolmentUtteranceRow.voiceprint_id.in_(
+                select(VoiceprintRow.id).where(VoiceprintRow.speaker_id == pk))))
             session.execute(delete(VoiceprintRow).where(VoiceprintRow.speaker_id == pk))
             session.execute(delete(DigitTemplateRow).where(DigitTemplateRow.speaker_id == pk))
             session.execute(delete(ReplayFingerprintRow).where(ReplayFingerprintRow.speaker_id == pk))
@@ -304,14 +357,25 @@ class SqlVoiceprintStore:
                 .where(ReplayFingerprintRow.speaker_id == speaker.id)
                 .order_by(ReplayFingerprintRow.created_at)
             ).all()
+            utterance_rows = session.execute(
+                select(EnrolmentUtteranceRow.voiceprint_id, EnrolmentUtteranceRow.position,
+                       EnrolmentUtteranceRow.dim, EnrolmentUtteranceRow.key_id, EnrolmentUtteranceRow.ciphertext)
+                .where(EnrolmentUtteranceRow.voiceprint_id.in_([r.id for r in rows]))
+                .order_by(EnrolmentUtteranceRow.voiceprint_id, EnrolmentUtteranceRow.position)
+            ).all()
         voiceprints = []
         for row in rows:
             vp = self._voiceprint(speaker_id, row)
+            utterance_vectors = [
+                [float(x) for x in vector_from_bytes(self._keyring.decrypt(
+                    key_id, blob, utterance_aad(speaker_id, row.model_id, position)), dim)]
+                for vp_id, position, dim, key_id, blob in utterance_rows if vp_id == row.id]
             voiceprints.append(
                 {
                     "model_id": vp.model_id,
                     "dim": int(vp.vector.size),
                     "vector": [float(x) for x in vp.vector],
+                    "enrolment_utterance_vectors": utterance_vectors,
                     "utterance_count": vp.meta.utterance_count,
                     "net_speech_s": vp.meta.net_speech_s,
                     "quality": vp.meta.quality,
@@ -404,6 +468,9 @@ class SqlVoiceprintStore:
     def rotate_keys(self, batch_size: int = ROTATE_BATCH) -> int:
         """Re-encrypt every record not under the primary key, ``batch_size`` per transaction.
 
+        Returns how many voiceprints were re-encrypted; their enrolment-utterance
+        embeddings are re-encrypted too.
+
         Safe to interrupt and re-run: each batch commits on its own, records
         not yet re-encrypted stay readable through their old key (which stays
         in the ring until rotation is done), and a second run finds nothing.
@@ -439,10 +506,13 @@ class SqlVoiceprintStore:
                 session.execute(update(VoiceprintRow), updates)
                 total += len(updates)
             log.info("re-encrypted %d voiceprints under key %r", total, primary)
-        total += self._rotate_other(batch_size)
-        if total:
+        utterances = self._rotate_utterances(batch_size)
+        if utterances:
+            log.info("re-encrypted %d enrolment-utterance embeddings under key %r", utterances, primary)
+        others = self._rotate_other(batch_size)
+        if total or utterances or others:
             self._checkpoint()  # old ciphertexts out of the WAL too
-        return total
+        return total + others
 
     def _rotate_other(self, batch_size: int) -> int:
         """Re-encrypt digit templates, replay fingerprints and watchlist entries not under the primary key."""
@@ -475,6 +545,36 @@ class SqlVoiceprintStore:
                     session.execute(update(table), updates)
                     total += len(updates)
         return total
+
+    def _rotate_utterances(self, batch_size: int) -> int:
+        """``rotate_keys`` for the enrolment-utterance embeddings; returns how many were re-encrypted."""
+        primary = self._keyring.primary_id
+        total = 0
+        while True:
+            with self._writing() as session:
+                stmt = (
+                    select(EnrolmentUtteranceRow.id, Speaker.external_id, VoiceprintRow.model_id,
+                           EnrolmentUtteranceRow.position, EnrolmentUtteranceRow.key_id,
+                           EnrolmentUtteranceRow.ciphertext)
+                    .select_from(EnrolmentUtteranceRow)
+                    .join(VoiceprintRow, EnrolmentUtteranceRow.voiceprint_id == VoiceprintRow.id)
+                    .join(Speaker, VoiceprintRow.speaker_id == Speaker.id)
+                    .where(EnrolmentUtteranceRow.key_id != primary)
+                    .order_by(EnrolmentUtteranceRow.id)
+                    .limit(batch_size)
+                )
+                if self._dialect == "postgresql":
+                    stmt = stmt.with_for_update(of=EnrolmentUtteranceRow)
+                rows = session.execute(stmt).all()
+                if not rows:
+                    return total
+                updates = []
+                for pk, speaker_id, model_id, position, key_id, blob in rows:
+                    aad = utterance_aad(speaker_id, model_id, position)
+                    new_key_id, new_blob = self._keyring.encrypt(self._keyring.decrypt(key_id, blob, aad), aad)
+                    updates.append({"id": pk, "key_id": new_key_id, "ciphertext": new_blob})
+                session.execute(update(EnrolmentUtteranceRow), updates)
+                total += len(updates)
 
     def speakers(self) -> Sequence[str]:
         with self._guard(), self._read_session.begin() as session:
@@ -670,6 +770,19 @@ def _check_ids(speaker_id: str, model_id: str) -> None:
         raise StoreError(f"speaker id must be 1-{MAX_SPEAKER_ID} characters; got {str(speaker_id)[:40]!r}")
     if not isinstance(model_id, str) or not model_id.strip() or len(model_id) > MAX_MODEL_ID:
         raise StoreError(f"model id must be 1-{MAX_MODEL_ID} characters; got {str(model_id)[:40]!r}")
+
+
+def _utterance_matrix(speaker_id: str, utterances: np.ndarray | None, dim: int) -> np.ndarray:
+    """The per-utterance embeddings to store with a voiceprint, checked (k x dim, finite)."""
+    if utterances is None:
+        return np.zeros((0, dim), dtype=np.float32)
+    utt = np.asarray(utterances, dtype=np.float32)
+    if utt.ndim != 2 or utt.shape[1] != dim:
+        raise StoreError(f"enrolment utterances of {speaker_id!r} must be a matrix of k x {dim}; "
+                         f"got shape {utt.shape}")
+    if not np.all(np.isfinite(utt)):
+        raise StoreError(f"enrolment utterances of {speaker_id!r} contain NaN or infinity; refusing to store them")
+    return utt
 
 
 def _jsonable(value: Any) -> Any:
