@@ -55,8 +55,11 @@ def _problem_code(exc: Exception) -> ExitCode | None:
     from ivr.knowledge.importer import CsvImportError
     from ivr.limits.errors import LimitsUnavailableError
     from ivr.policy.schema import PolicyError
-    from ivr.secrets import SecretsError
+    from ivr.secrets import SecretsError, SharedSecretsNotConfiguredError
+    from voiceprints.errors import SharedKeysNotConfiguredError
 
+    if isinstance(exc, (SharedSecretsNotConfiguredError, SharedKeysNotConfiguredError)):
+        return ExitCode.ERROR  # this host is not set up for a shared database: not the input's fault
     if isinstance(exc, (UnknownAccountError, CsvImportError, PolicyError, SecretsError, ValueError, OSError)):
         return ExitCode.BAD_INPUT
     if isinstance(
