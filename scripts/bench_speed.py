@@ -170,7 +170,7 @@ def bench_identify(sizes: list[int], real: np.ndarray | None) -> None:
     print(f"load average at end {os.getloadavg()[0]:.2f}")
 
 
-def bench_storage(count: int = 2000) -> None:
+def bench_storage(count: int = 2000, pg_url: str | None = None) -> None:
     from voiceprints.config import CoreConfig
     from voiceprints.store.base import EnrolmentMeta
     from voiceprints.store.sql import open_store
@@ -189,6 +189,48 @@ def bench_storage(count: int = 2000) -> None:
         size = sum(p.stat().st_size for p in Path(tmp).glob("voiceprints.db*"))
         print(f"store (SQLite): {size / count:.0f} bytes per voiceprint on disk (256-d, encrypted), "
               f"{write * 1000:.1f} ms per enrolment write, load of {count} for 1:N in {load * 1000:.0f} ms")
+    if pg_url:
+        bench_storage_postgresql(pg_url, count * 5)
+
+
+def bench_storage_postgresql(url: str, count: int) -> None:
+    """Bytes per voiceprint in PostgreSQL (tables with their indexes and TOAST), in a throw-away database."""
+    import secrets as random_names
+
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from voiceprints.config import CoreConfig, StoreConfig
+    from voiceprints.store.base import EnrolmentMeta
+    from voiceprints.store.crypto import KeyRing
+    from voiceprints.store.sql import open_store
+
+    admin = make_url(url).set(drivername="postgresql")
+    name = f"bench_storage_{random_names.token_hex(4)}"
+    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        os.environ["VOICEAUTH_BENCH_KEYS"] = KeyRing.generate().serialise().strip()
+        with tempfile.TemporaryDirectory() as tmp:
+            config = CoreConfig(data_dir=Path(tmp), store=StoreConfig(
+                url=make_url(url).set(database=name).render_as_string(hide_password=False),
+                key_env="VOICEAUTH_BENCH_KEYS"))
+            rng = np.random.default_rng(2)
+            with open_store(config) as store:
+                t0 = time.perf_counter()
+                for i in range(count):
+                    v = rng.standard_normal(256).astype(np.float32)
+                    store.save_voiceprint(f"{1000000 + i}", "bench/ge2e", v / np.linalg.norm(v),
+                                          EnrolmentMeta(3, 12.0, {"consistency": 0.9, "min_snr_db": 25.0}))
+                write = (time.perf_counter() - t0) / count
+                with store.engine.connect() as conn:
+                    size = conn.exec_driver_sql(
+                        "SELECT pg_total_relation_size('voiceprints') + pg_total_relation_size('speakers')").scalar()
+        print(f"store (PostgreSQL): {size / count:.0f} bytes per voiceprint ({count} voiceprints, tables, TOAST and "
+              f"indexes), {write * 1000:.1f} ms per enrolment write")
+    finally:
+        with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def main() -> int:
@@ -196,6 +238,8 @@ def main() -> int:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--sizes", default="10000,100000,1000000")
     ap.add_argument("--skip", default="", help="comma list of: embedding,verify,identify,storage")
+    ap.add_argument("--pg-url", default=None, help="also measure storage in PostgreSQL (a throw-away database is "
+                                                   "created through this URL, e.g. postgresql://postgres@127.0.0.1/test)")
     args = ap.parse_args()
     skip = set(args.skip.split(","))
     clips = speech_clips(args.data, 40)
@@ -207,7 +251,7 @@ def main() -> int:
         real = real_embeddings(clips) if (args.data / "manifest.csv").exists() else None
         bench_identify([int(s) for s in args.sizes.split(",")], real)
     if "storage" not in skip:
-        bench_storage()
+        bench_storage(pg_url=args.pg_url)
     return 0
 
 

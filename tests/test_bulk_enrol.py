@@ -24,6 +24,7 @@ from ivr.db import open_database
 from ivr.secrets import SecretsConfig, load_server_secrets
 from tests.fakes.mailbox import running_mailbox
 from voiceprints.audio.clip import AudioClip
+from voiceprints.audio.vad import SpeechDetector
 from voiceprints.audio.telephone import telephone_channel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -244,11 +245,21 @@ def test_a_screen_hit_stores_nothing(data_dir, tmp_path, calls):
     cli.close()
 
 
-def test_one_long_recording_becomes_equal_parts_and_enough_recordings_stay_as_they_are():
-    long = AudioClip(np.arange(8000 * 30, dtype=np.float32) / 1e6, 8000)
-    parts = as_utterances([long], 3)
-    assert [len(p.samples) for p in parts] == [80000] * 3 and parts[2].samples[-1] == long.samples[-1]
+def test_one_long_call_is_cut_into_parts_with_equal_shares_of_the_callers_speech(utterances_of):
+    """A stereo call's caller side: speech in turns, with the agent's long turns as silence between them."""
+    detector = SpeechDetector(2)
+    answers = [telephone_channel(c) for c in utterances_of("bob", 3)]
+    gap = lambda seconds: np.zeros(int(8000 * seconds), dtype=np.float32)  # noqa: E731
+    # Most of the caller's speech early in the call, then one answer after a 40 s agent turn.
+    call = AudioClip(np.concatenate([answers[0].samples, gap(2), answers[1].samples, gap(40),
+                                     answers[2].samples, gap(20)]), 8000)
+    parts = as_utterances([call], 3, detector)
+    assert sum(len(p.samples) for p in parts) == len(call.samples), "nothing lost, nothing twice"
+    shares = [detector.net_speech_seconds(p) for p in parts]
+    total = detector.net_speech_seconds(call)
+    assert all(abs(s - total / 3) < 0.25 * total / 3 for s in shares), shares
+    equal_times = [detector.net_speech_seconds(AudioClip(piece, 8000)) for piece in np.array_split(call.samples, 3)]
+    assert min(equal_times) < 0.5 * total / 3, "cutting by time would have starved a part"
     wide = AudioClip(np.zeros(16000, dtype=np.float32), 16000)
-    assert [p.sample_rate for p in as_utterances([long, wide], 3)] == [8000] * 3
-    three = [long, long, long]
-    assert as_utterances(three, 3) == three
+    assert [p.sample_rate for p in as_utterances([call, wide], 3, detector)] == [8000] * 3
+    assert as_utterances(answers, 3, detector) == answers

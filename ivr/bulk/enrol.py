@@ -32,6 +32,7 @@ from ivr.consent.registry import ConsentRegistry
 from voiceprints.audio.clip import AudioClip
 from voiceprints.audio.io import read_channels
 from voiceprints.audio.resample import resample
+from voiceprints.audio.vad import SpeechDetector
 from voiceprints.engine import PreparedEnrolment, VoiceprintEngine
 from voiceprints.errors import AudioError, EnrolmentError, VoiceprintError
 
@@ -40,6 +41,11 @@ log = logging.getLogger("ivr.bulk")
 # Two channels closer than this everywhere are one mono call written twice
 # (some recorders do that): 16-bit PCM or G.711 re-encoding stays well inside.
 SAME_CHANNEL_TOLERANCE = 2e-3
+
+
+# A cut moves on to the next pause if that adds at most this much speech to
+# the part (a word or two); a longer run is cut where the share is reached.
+CUT_SLACK_S = 0.5
 
 
 class EnrolmentScreen(Protocol):
@@ -85,7 +91,7 @@ class BulkEnroller:
         try:
             clips = [self._caller_audio(path, row.channel) for path in row.files]
             prepared = self.engine.prepare_enrolment(
-                as_utterances(clips, self.engine.config.enrolment.min_utterances))
+                as_utterances(clips, self.engine.config.enrolment.min_utterances, self.engine.detector))
         except (AudioError, EnrolmentError) as exc:
             return outcome("failed", exc.code, str(exc))
         if self.screen is not None:
@@ -132,19 +138,36 @@ class BulkEnroller:
                          "channel column to the caller's side, left or right")
 
 
-def as_utterances(clips: Sequence[AudioClip], count: int) -> list[AudioClip]:
-    """At least ``count`` clips: fewer, longer recordings are joined and cut into ``count`` equal parts.
+def as_utterances(clips: Sequence[AudioClip], count: int, detector: SpeechDetector) -> list[AudioClip]:
+    """At least ``count`` clips: fewer, longer recordings are joined and cut into ``count`` parts.
 
     A recorded call is one long answer, where the enrolment line records
     three short ones. Cutting it keeps what the engine checks meaningful:
     each part must hold enough speech, and the parts must sound like one
-    speaker (the consistency check catches an agent heard on a mono line).
-    Parts are cut in time, pauses included, so each keeps the background
-    noise its SNR is measured against.
+    speaker (which catches a recording where another voice fills one part;
+    an agent spread evenly over a mono call is not caught: see docs/deploy.md).
+    The cuts share out the caller's *speech* equally (a caller speaks in
+    turns, often more at the start of a call than at its end), and fall in a
+    pause where there is one; the pauses stay in, so each part keeps the
+    background noise its SNR is measured against.
     """
     if len(clips) >= count or not clips:
         return list(clips)
     rate = clips[0].sample_rate
     joined = AudioClip.concatenate([c if c.sample_rate == rate else resample(c, rate) for c in clips])
-    bounds = np.linspace(0, len(joined.samples), count + 1).astype(int)
+    speech = detector.speech_mask(joined)
+    per_frame = rate * detector.frame_s
+    said = np.cumsum(speech)
+    if len(said) == 0 or said[-1] == 0:  # no speech: equal times, and the quality check says so
+        cuts = [round(len(joined.samples) * k / count) for k in range(1, count)]
+    else:
+        cuts = []
+        slack = CUT_SLACK_S / detector.frame_s
+        for k in range(1, count):
+            frame = int(np.searchsorted(said, said[-1] * k / count))
+            pauses = np.flatnonzero(~speech[frame:])
+            if len(pauses) and said[frame + pauses[0]] - said[frame] <= slack:
+                frame += int(pauses[0])  # end the part in the next pause, unless it is far off
+            cuts.append(round(frame * per_frame))
+    bounds = [0, *cuts, len(joined.samples)]
     return [AudioClip(joined.samples[a:b], rate) for a, b in zip(bounds[:-1], bounds[1:])]
