@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -56,21 +58,26 @@ def enroll_manifest(cli: "CliContext", manifest_path: Path, *, replace: bool, no
     # tqdm's disable=None: a bar on a terminal, none in a log file or a pipe.
     bar = tqdm(todo, desc="enrolling", unit="account", file=sys.stderr,
                disable=None if show_progress is None else not show_progress)
+    interrupt = _StopBetweenRows()
     try:
-        for row in bar:
-            try:
-                outcome = enroller.enrol(row)
-            except RunStopped as exc:
-                stopped = str(exc)
-                break
-            progress.record(outcome)
-            counts[outcome.status] += 1
-            if outcome.status == "failed":
-                failures.append(outcome.to_dict())
-                if not as_json:
-                    bar.write(f"line {outcome.line} ({outcome.account}): {outcome.code}: {outcome.detail}",
-                              file=sys.stderr)
-    except KeyboardInterrupt:
+        with interrupt:
+            for row in bar:
+                if interrupt.requested:
+                    stopped = "interrupted"
+                    break
+                try:
+                    outcome = enroller.enrol(row)
+                except RunStopped as exc:
+                    stopped = str(exc)
+                    break
+                progress.record(outcome)
+                counts[outcome.status] += 1
+                if outcome.status == "failed":
+                    failures.append(outcome.to_dict())
+                    if not as_json:
+                        bar.write(f"line {outcome.line} ({outcome.account}): {outcome.code}: {outcome.detail}",
+                                  file=sys.stderr)
+    except KeyboardInterrupt:  # a second Ctrl-C: stop at once (the row in progress is redone next time)
         stopped = "interrupted"
     finally:
         bar.close()
@@ -90,6 +97,31 @@ def enroll_manifest(cli: "CliContext", manifest_path: Path, *, replace: bool, no
         raise typer.Exit(int(ExitCode.ERROR))
     if counts["failed"]:
         raise typer.Exit(int(ExitCode.BAD_INPUT))
+
+
+class _StopBetweenRows:
+    """Ctrl-C or SIGTERM ends the run after the row in progress, never between its audit row and its
+    voiceprint; a second Ctrl-C stops at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> "_StopBetweenRows":
+        if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._on_signal)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+
+    def _on_signal(self, sig: int, frame: object) -> None:
+        if self.requested and sig == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+        typer.echo("stopping after this account (Ctrl-C again to stop at once)", err=True)
 
 
 def _watchlist_screen(cli: "CliContext") -> "EnrolmentScreen | None":
