@@ -36,11 +36,18 @@ class KeysFrom:
 
 
 @dataclass(frozen=True)
+class SayFrom:
+    """Speech decided when the caller reacts (e.g. the digits the IVR just asked for)."""
+
+    source: Callable[[], AudioClip]
+
+
+@dataclass(frozen=True)
 class Hangs:
     pass
 
 
-Reaction = Keys | KeysFrom | Say | Hangs
+Reaction = Keys | KeysFrom | Say | SayFrom | Hangs
 
 
 def frames(clip: AudioClip, trailing_silence_s: float) -> list[CallEvent]:
@@ -72,6 +79,8 @@ class ScriptedCall:
     def _react(self, reaction: Reaction) -> None:
         if isinstance(reaction, KeysFrom):
             reaction = Keys(reaction.source())
+        if isinstance(reaction, SayFrom):
+            reaction = Say(reaction.source())
         if isinstance(reaction, Keys):
             for d in reaction.digits:
                 self._events.put_nowait(DtmfDigit(d))
