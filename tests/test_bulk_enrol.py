@@ -238,10 +238,36 @@ def test_a_screen_hit_stores_nothing(data_dir, tmp_path, calls):
         screened.append(vector.shape[0])
         return "sounds like a voice on the fraud watchlist"
 
-    enroller = BulkEnroller(cli.engine(), registry, lambda a, r, res: audited.append(r), screen=watchlist)
+    enroller = BulkEnroller(cli.engine(), registry, lambda a, r, res: audited.append(f"{res} {r}"), screen=watchlist)
     outcome = enroller.enrol(manifest.rows[0])
     assert (outcome.status, outcome.code) == ("failed", "screened") and screened == [cli.engine().embedder.dim]
-    assert audited == [] and cli.engine().store.model_ids_for("820001") == []
+    assert len(audited) == 1 and audited[0].startswith("FAILED bulk enrolment refused") and "watchlist" in audited[0]
+    assert cli.engine().store.model_ids_for("820001") == []
+    cli.close()
+
+
+def test_a_watchlisted_voice_is_not_enrolled_and_enrolled_recordings_are_known_to_the_replay_check(
+        data_dir, tmp_path, calls):
+    from ivr.cli.context import CliContext
+    from ivr.settings import Settings
+    from voiceprints.audio.io import read_audio
+    from voiceprints.defences import REPLAY, AttackDefences
+
+    fraudster = calls("erin", 3, offset=5)
+    assert ivr("watchlist", "add", "case-0042", *map(str, fraudster))[0] == OK
+    alice = calls("alice", 3)
+    manifest = write_manifest(tmp_path / "m.csv", [("830001", alice, ""), ("830002", calls("erin", 3), "")])
+    ivr("consent", "import", str(manifest), "--channel", "crm")
+    code, out, _ = ivr("enroll", "--manifest", str(manifest), "--json")
+    report = json.loads(out)
+    assert code == BAD_INPUT and report["enrolled"] == 1
+    [failure] = report["failures"]
+    assert failure["account"] == "830002" and failure["code"] == "screened" and "case-0042" in failure["detail"]
+    refused = [r for r in audit_rows(data_dir) if r.flow == "enroll" and r.result == "FAILED"]
+    assert [r.identity for r in refused] == ["830002"]
+    cli = CliContext(Settings())
+    risks = AttackDefences(cli.engine()).screen_call("830001", read_audio(alice[1]), None)
+    assert REPLAY in risks.risks, "a replay of a recording used for the bulk enrolment is recognised"
     cli.close()
 
 

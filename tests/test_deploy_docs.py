@@ -49,6 +49,8 @@ def test_alert_rules_use_the_metrics_and_results_the_worker_exports():
             assert base in exported, f"{rule['alert']}: {name} is not exported by ServiceMetrics"
         for result in re.findall(r'result="([A-Z_]+)"', rule["expr"]):
             assert result in Result.__members__, f"{rule['alert']}: no call ends with result {result}"
+        for risk in re.findall(r'risk="([a-z_]+)"', rule["expr"]):
+            assert risk in ("replay", "synthetic", "watchlist"), f"{rule['alert']}: no risk {risk}"
         for kind in re.findall(r'kind="([a-z_]+)"', rule["expr"]):
             assert kind in PENDING_KINDS or kind in _kinds_in_code(), f"{rule['alert']}: no error kind {kind}"
 

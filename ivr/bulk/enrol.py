@@ -1,5 +1,10 @@
 """Enrol one manifest row: consent, the caller's audio, the voiceprint, the audit row and the notice.
 
+Steps, each able to fail the row alone: consent, already enrolled, the
+caller's audio (the named channel of a stereo call), the engine's enrolment
+checks, the watchlist screen; then audit, store, remember the recordings'
+replay fingerprints, notify.
+
 Consent: bulk enrolment from recorded calls is *passive* enrolment (the
 customer is not on the line), so it needs consent recorded in the registry
 and never withdrawn: ``ConsentRegistry.may_enrol(account, passive=True)``.
@@ -51,9 +56,9 @@ CUT_SLACK_S = 0.5
 class EnrolmentScreen(Protocol):
     """A check of a new voiceprint before it is stored; returns why it must not be, or None.
 
-    The hook for the watchlist (issue 8: voiceprints of known fraudsters):
-    ``ivr enroll --manifest`` passes the watchlist's screen here where one
-    is configured, and a hit fails the row with code ``screened``.
+    ``ivr enroll --manifest`` passes the fraudster watchlist here
+    (``AttackDefences.screen_enrolment``, as the enrolment line does): a hit
+    fails the row with code ``screened`` and is audited.
     """
 
     def __call__(self, account: str, vector: np.ndarray) -> str | None: ...
@@ -70,6 +75,9 @@ class BulkEnroller:
     audit: Callable[[str, str, str], None]  # (account, reason, result): one audit row
     notify: Callable[[str, bool], str] | None = None  # (account, replaced) -> what happened; None: no notices
     screen: EnrolmentScreen | None = None
+    # After a voiceprint is stored: (account, the caller's recordings), e.g. remember their replay
+    # fingerprints so a replay of these very recordings is flagged in a later call.
+    remember: Callable[[str, Sequence[AudioClip]], None] | None = None
     replace: bool = False  # re-enrol accounts that already have a voiceprint of this model
     source: str = "manifest"  # named in audit rows
 
@@ -97,12 +105,16 @@ class BulkEnroller:
         if self.screen is not None:
             refusal = self.screen(row.account, prepared.vector)
             if refusal:
+                self.audit(row.account, f"bulk enrolment refused ({self.source} line {row.line}): {refusal}",
+                           "FAILED")
                 return outcome("failed", "screened", refusal)
         permission = self.consent.may_enrol(row.account, passive=True)  # an opt-out during the run wins
         if not permission:
             return outcome("failed", "no_consent", permission.reason)
         replaced = bool(models)
         self._store(row, prepared, replaced, permission.reason)
+        if self.remember is not None:
+            self.remember(row.account, clips)
         notice = self.notify(row.account, replaced) if self.notify is not None else "customers not notified"
         meta = prepared.meta
         return outcome("enrolled", "replaced" if replaced else "enrolled",

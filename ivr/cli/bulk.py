@@ -7,15 +7,16 @@ import sys
 import threading
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn, Sequence
 
+import numpy as np
 import typer
 
 from ivr.cli.output import ExitCode, emit
 
 if TYPE_CHECKING:
-    from ivr.bulk.enrol import EnrolmentScreen
     from ivr.cli.context import CliContext
+    from voiceprints.audio.clip import AudioClip
 
 
 def enroll_manifest(cli: "CliContext", manifest_path: Path, *, replace: bool, notify: bool,
@@ -29,6 +30,7 @@ def enroll_manifest(cli: "CliContext", manifest_path: Path, *, replace: bool, no
     from ivr.bulk.progress import ProgressLog, ProgressMismatchError
     from ivr.consent.registry import ConsentRegistry
     from ivr.notices import NoticeKind
+    from voiceprints.defences import AttackDefences
 
     try:
         manifest = read_manifest(manifest_path)
@@ -48,7 +50,18 @@ def enroll_manifest(cli: "CliContext", manifest_path: Path, *, replace: bool, no
     def notice(account: str, replaced: bool) -> str:
         return cli.notify(account, NoticeKind.VOICEPRINT_REPLACED if replaced else NoticeKind.VOICEPRINT_CREATED)
 
-    enroller = BulkEnroller(engine, consent, audit, notice if notify else None, screen=_watchlist_screen(cli),
+    defences = AttackDefences(engine)
+
+    def watchlist(account: str, vector: np.ndarray) -> str | None:
+        result = defences.screen_enrolment(vector)
+        return f"the voice is on the watchlist: {result.reason}" if result.hit else None
+
+    def remember(account: str, clips: Sequence[AudioClip]) -> None:
+        # No digit templates come from a recorded call: the account's liveness check is skipped until it
+        # enrols on the enrolment line, as for any voiceprint made without them.
+        defences.remember_enrolment(account, None, clips)
+
+    enroller = BulkEnroller(engine, consent, audit, notice if notify else None, screen=watchlist, remember=remember,
                             replace=replace, source=f"manifest {manifest_path.name}")
     counts: Counter[str] = Counter()
     failures: list[dict[str, object]] = []
@@ -122,15 +135,6 @@ class _StopBetweenRows:
             raise KeyboardInterrupt
         self.requested = True
         typer.echo("stopping after this account (Ctrl-C again to stop at once)", err=True)
-
-
-def _watchlist_screen(cli: "CliContext") -> "EnrolmentScreen | None":
-    """The watchlist check of each new voiceprint, where a watchlist exists (issue 8 plugs it in here).
-
-    Until then nothing is screened: bulk enrolment creates voiceprints only
-    for accounts with recorded consent, as the enrolment line does.
-    """
-    return None
 
 
 def _fail(exc: Exception, code: ExitCode, as_json: bool) -> NoReturn:
