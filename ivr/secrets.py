@@ -108,8 +108,49 @@ def caller_hash(key: bytes, number: str | None) -> str | None:
     return hmac.new(key, b"caller:" + compact.encode(), hashlib.sha256).hexdigest()
 
 
-def load_server_secrets(config: SecretsConfig, data_dir: Path) -> ServerSecrets:
-    """Secrets from the settings (environment), else the secrets file (created if it is the default one)."""
+class SharedSecretsNotConfiguredError(SecretsError):
+    """The database is shared by several hosts and some secret would be generated on this one."""
+
+    code = "secrets_not_configured"
+
+
+def unconfigured_secrets(config: SecretsConfig) -> list[str]:
+    """Names of the secrets neither set in the environment nor covered by ``VOICEAUTH_SECRETS__FILE``."""
+    if config.file is not None:
+        return []
+    return [name for name in SECRET_NAMES if getattr(config, name) is None]
+
+
+def shared_secrets_message(store: str, missing: list[str], local_file: Path) -> str:
+    """What to set when a shared database would get secrets generated on this host."""
+    found = (
+        f"; {local_file} was generated on this host earlier: if other hosts already use it, copy it to "
+        f"every host and set VOICEAUTH_SECRETS__FILE to its path"
+        if local_file.exists() else ""
+    )
+    return (
+        f"the database {store} is shared by every worker, so the server secrets must be the same on every "
+        f"host and are not generated here: set VOICEAUTH_SECRETS__FILE, or "
+        f"{', '.join(f'VOICEAUTH_SECRETS__{name.upper()}' for name in missing)}, on every host "
+        f"(`ivr keys generate` prints fresh ones; see docs/deploy.md){found}"
+    )
+
+
+def load_server_secrets(config: SecretsConfig, data_dir: Path, *, shared_store: str | None = None) -> ServerSecrets:
+    """Secrets from the settings (environment), else the secrets file (created if it is the default one).
+
+    ``shared_store`` (the display URL of a database other hosts use too): the
+    data directory's file is neither used nor generated. Each host would
+    otherwise hash caller numbers, pepper knowledge answers and seal the
+    audit log with its own keys: answers imported through one worker would
+    fail on the next, rate limits would split per host, and the audit chain
+    would not verify. The secrets must be configured explicitly.
+    """
+    missing = unconfigured_secrets(config)
+    if shared_store is not None and missing:
+        raise SharedSecretsNotConfiguredError(
+            shared_secrets_message(shared_store, missing, Path(data_dir) / DEFAULT_SECRETS_FILE)
+        )
     values: dict[str, bytes] = {}
     for name in SECRET_NAMES:
         configured = getattr(config, name)
@@ -188,12 +229,27 @@ def _add_missing(path: Path, found: dict[str, bytes]) -> dict[str, bytes]:
     return {**found, **added}
 
 
-def _create(path: Path) -> dict[str, bytes]:
-    """Create the default file (0600); a process losing the race to create it reads the winner's."""
-    values = {name: secrets.token_bytes(SECRET_BYTES) for name in SECRET_NAMES}
-    text = "".join(
+def generate_secrets() -> dict[str, bytes]:
+    """Fresh random values for every secret (``ivr keys generate``, and the data directory's first file)."""
+    return {name: secrets.token_bytes(SECRET_BYTES) for name in SECRET_NAMES}
+
+
+def secrets_file_text(values: dict[str, bytes]) -> str:
+    """The ``name:base64`` format ``VOICEAUTH_SECRETS__FILE`` reads."""
+    return "".join(
         ["# voiceauth server secrets (caller-number hashing, one-time codes, knowledge pepper, audit seal).\n",
          "# BACK THIS UP.\n"] + [f"{name}:{base64.b64encode(value).decode()}\n" for name, value in values.items()])
+
+
+def secrets_env_lines(values: dict[str, bytes]) -> list[str]:
+    """The same values as ``VOICEAUTH_SECRETS__<NAME>=<base64>`` lines (an EnvironmentFile for systemd)."""
+    return [f"VOICEAUTH_SECRETS__{name.upper()}={base64.b64encode(value).decode()}" for name, value in values.items()]
+
+
+def _create(path: Path) -> dict[str, bytes]:
+    """Create the default file (0600); a process losing the race to create it reads the winner's."""
+    values = generate_secrets()
+    text = secrets_file_text(values)
     if not create_private_text(path, text):
         return _read(path)
     log.warning("generated new server secrets in %s; back this file up", path)

@@ -125,28 +125,72 @@ def bench_verify(clips: list[AudioClip], model: str) -> None:
               f"1 thread: {ms(times)}, fastest {min(times) * 1000:.1f} ms; load average {os.getloadavg()[0]:.1f}")
 
 
-def bench_identify(sizes: list[int]) -> None:
+def real_embeddings(clips: list[AudioClip]) -> np.ndarray:
+    """GE2E embeddings of ``clips`` after the telephone channel and VAD, as callers would give them."""
+    from voiceprints.audio.vad import SpeechDetector
+    from voiceprints.embedding.ge2e import Ge2eEmbedder
+
+    embedder, detector = Ge2eEmbedder(torch_threads=1), SpeechDetector(2)
+    return np.stack([embedder.embed(detector.speech_only(telephone_channel(c))) for c in clips])
+
+
+def bench_identify(sizes: list[int], real: np.ndarray | None) -> None:
+    """Top-5 over n voiceprints: time per query, exactness against a full float32 pass, memory.
+
+    The population is GE2E-shaped (scripts/synthetic_voiceprints.py, fitted to
+    the real embeddings when there are any). Half of the real embeddings are
+    enrolled among the synthetic ones and the other half are the queries (the
+    same speakers, other recordings), with 30 synthetic callers besides.
+    """
+    import torch
+
+    from scripts.synthetic_voiceprints import caller_of, voiceprint_population
     from voiceprints.scoring.identify import IdentificationIndex
 
+    one_core = os.environ.get("OPENBLAS_NUM_THREADS") == "1"
+    if one_core:
+        torch.set_num_threads(1)  # the int8 first pass runs in torch, the float32 one in OpenBLAS
     rng = np.random.default_rng(0)
+    print(f"identification: {'one core' if one_core else 'all cores'}; load average "
+          f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores at start")
     for n in sizes:
-        m = rng.standard_normal((n, 256), dtype=np.float32)
-        m /= np.linalg.norm(m, axis=1, keepdims=True)
-        index = IdentificationIndex.from_matrix("bench", [f"s{i}" for i in range(n)], m)
-        del m
-        q = rng.standard_normal(256).astype(np.float32)
-        q /= np.linalg.norm(q)
-        index.top_k(q, 5)
-        times = []
-        for _ in range(20):
-            t0 = time.perf_counter()
-            index.top_k(q, 5)
-            times.append(time.perf_counter() - t0)
-        print(f"identify top-5 over {n:>9,} voiceprints: {ms(times)}; index RAM {n * 256 * 4 / 2**20:.0f} MiB")
-        del index
+        m = voiceprint_population(n, 256, real=real, seed=n)
+        enrolled = real[0::2] if real is not None else np.zeros((0, 256), np.float32)
+        m[: len(enrolled)] = enrolled
+        ids = [f"s{i}" for i in range(n)]
+        queries = list(real[1::2]) if real is not None else []
+        queries += [caller_of(m[i], rng) for i in rng.choice(n, 30, replace=False)]
+        queries = [(q / np.linalg.norm(q)).astype(np.float32) for q in queries]
+        for label, quantise_from in (("", None), (" (float32 only, before)", n + 1)):
+            if quantise_from is not None and n < 1_000_000:
+                continue  # the before-figure only where it matters
+            kwargs = {} if quantise_from is None else {"quantise_from": quantise_from}
+            index = IdentificationIndex.from_matrix("bench", ids, m, **kwargs)
+            for q in queries[:3]:
+                index.top_k(q, 5)  # warm-up
+            times = []
+            for _ in range(3 if quantise_from is None else 1):
+                for q in queries:
+                    t0 = time.perf_counter()
+                    index.top_k(q, 5)
+                    times.append(time.perf_counter() - t0)
+            extra = ""
+            if index.quantised:
+                same, sizes_seen = 0, []
+                for q in queries:
+                    exact = np.argsort(-(m @ q), kind="stable")[:5]
+                    same += [f"s{i}" for i in exact] == [sid for sid, _ in index.top_k(q, 5)]
+                    sizes_seen.append(len(index._snap.quantised.top(m, q, 5)[0]))  # diagnostics only
+                extra = (f"; int8 first pass: top-5 identical to float32 for {same}/{len(queries)} queries"
+                         f" ({len(queries) - 30} real), rows rescored median {int(np.median(sizes_seen))}, "
+                         f"max {max(sizes_seen)}")
+            print(f"identify top-5 over {n:>9,} voiceprints{label}: {ms(times)}; "
+                  f"vectors in RAM {index.nbytes() / 2**20:.0f} MiB{extra}")
+            del index
+    print(f"load average at end {os.getloadavg()[0]:.2f}")
 
 
-def bench_storage(count: int = 2000) -> None:
+def bench_storage(count: int = 2000, pg_url: str | None = None) -> None:
     from voiceprints.config import CoreConfig
     from voiceprints.store.base import EnrolmentMeta
     from voiceprints.store.sql import open_store
@@ -165,6 +209,48 @@ def bench_storage(count: int = 2000) -> None:
         size = sum(p.stat().st_size for p in Path(tmp).glob("voiceprints.db*"))
         print(f"store (SQLite): {size / count:.0f} bytes per voiceprint on disk (256-d, encrypted), "
               f"{write * 1000:.1f} ms per enrolment write, load of {count} for 1:N in {load * 1000:.0f} ms")
+    if pg_url:
+        bench_storage_postgresql(pg_url, count * 5)
+
+
+def bench_storage_postgresql(url: str, count: int) -> None:
+    """Bytes per voiceprint in PostgreSQL (tables with their indexes and TOAST), in a throw-away database."""
+    import secrets as random_names
+
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from voiceprints.config import CoreConfig, StoreConfig
+    from voiceprints.store.base import EnrolmentMeta
+    from voiceprints.store.crypto import KeyRing
+    from voiceprints.store.sql import open_store
+
+    admin = make_url(url).set(drivername="postgresql")
+    name = f"bench_storage_{random_names.token_hex(4)}"
+    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        os.environ["VOICEAUTH_BENCH_KEYS"] = KeyRing.generate().serialise().strip()
+        with tempfile.TemporaryDirectory() as tmp:
+            config = CoreConfig(data_dir=Path(tmp), store=StoreConfig(
+                url=make_url(url).set(database=name).render_as_string(hide_password=False),
+                key_env="VOICEAUTH_BENCH_KEYS"))
+            rng = np.random.default_rng(2)
+            with open_store(config) as store:
+                t0 = time.perf_counter()
+                for i in range(count):
+                    v = rng.standard_normal(256).astype(np.float32)
+                    store.save_voiceprint(f"{1000000 + i}", "bench/ge2e", v / np.linalg.norm(v),
+                                          EnrolmentMeta(3, 12.0, {"consistency": 0.9, "min_snr_db": 25.0}))
+                write = (time.perf_counter() - t0) / count
+                with store.engine.connect() as conn:
+                    size = conn.exec_driver_sql(
+                        "SELECT pg_total_relation_size('voiceprints') + pg_total_relation_size('speakers')").scalar()
+        print(f"store (PostgreSQL): {size / count:.0f} bytes per voiceprint ({count} voiceprints, tables, TOAST and "
+              f"indexes), {write * 1000:.1f} ms per enrolment write")
+    finally:
+        with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def main() -> int:
@@ -173,6 +259,8 @@ def main() -> int:
     ap.add_argument("--sizes", default="10000,100000,1000000")
     ap.add_argument("--skip", default="", help="comma list of: embedding,verify,identify,storage")
     ap.add_argument("--model", default="auto", help="embedder of the verify benchmark (auto: fused when available)")
+    ap.add_argument("--pg-url", default=None, help="also measure storage in PostgreSQL (a throw-away database is "
+                                                   "created through this URL, e.g. postgresql://postgres@127.0.0.1/test)")
     args = ap.parse_args()
     skip = set(args.skip.split(","))
     clips = speech_clips(args.data, 40)
@@ -181,9 +269,10 @@ def main() -> int:
     if "verify" not in skip:
         bench_verify(clips, args.model)
     if "identify" not in skip:
-        bench_identify([int(s) for s in args.sizes.split(",")])
+        real = real_embeddings(clips) if (args.data / "manifest.csv").exists() else None
+        bench_identify([int(s) for s in args.sizes.split(",")], real)
     if "storage" not in skip:
-        bench_storage()
+        bench_storage(pg_url=args.pg_url)
     return 0
 
 

@@ -11,6 +11,7 @@ import pytest
 from voiceprints.scoring.asnorm import AsNorm
 from voiceprints.scoring.cosine import l2_normalise
 from voiceprints.scoring.identify import IdentificationIndex
+from voiceprints.scoring.shortlist import QUANTISE_FROM, QuantisedRows, kernel_available
 
 DIM = 256
 MODEL = "ecapa/test/0000"
@@ -162,9 +163,10 @@ def test_asnorm_rescoring_returns_asnorm_scores_with_each_candidate_left_out_of_
     assert score == pytest.approx(outside.score(matrix[42], query), rel=1e-4)
 
 
-def test_searches_during_changes_only_ever_see_whole_voiceprints():
+@pytest.mark.parametrize("quantise_from", [QUANTISE_FROM, 1000], ids=["float32", "int8 first pass"])
+def test_searches_during_changes_only_ever_see_whole_voiceprints(quantise_from):
     ids, matrix = population(14, 2000)
-    index = IdentificationIndex.from_matrix(MODEL, ids, matrix)
+    index = IdentificationIndex.from_matrix(MODEL, ids, matrix, quantise_from=quantise_from)
     a, b = matrix[0], l2_normalise(matrix[0] + matrix[1])  # cosine(a, b) ~ 0.7
     allowed = (1.0, float(a @ b))
     errors: list[str] = []
@@ -210,3 +212,143 @@ def test_top5_among_100k_voiceprints_is_fast():
         times.append(time.perf_counter() - start)
     assert best[0][0] == ids[77_777]
     assert sorted(times)[2] < 0.5
+
+
+# --- the int8 first pass (large indexes): exact results, never an approximation ----------------
+
+needs_kernel = pytest.mark.skipif(not kernel_available(DIM), reason="no vectorised int8 kernel on this CPU")
+
+
+def voiceprint_like(seed: int, n: int, *, ties: bool = True) -> np.ndarray:
+    """Rows shaped like GE2E voiceprints, the hard case for a coarse first pass.
+
+    GE2E vectors are non-negative (a ReLU before normalisation) with one strong
+    common direction: different speakers score ~0.65-0.7 against each other
+    (README accuracy section), so many rows crowd just below the best one.
+    Some speakers are enrolled twice (near-duplicates) and a few rows are exact
+    copies (ties), so rows fall inside the first pass's error window.
+    """
+    rng = np.random.default_rng(seed)
+    common = np.abs(rng.standard_normal(DIM)) * 1.2
+    basis = rng.standard_normal((24, DIM)) * 0.5
+    rows = common + rng.standard_normal((n, 24)) @ basis + 0.45 * rng.standard_normal((n, DIM))
+    rows = np.maximum(rows, 0)
+    half = n // 40
+    twins = rng.choice(n, 2 * half, replace=False)
+    rows[twins[:half]] = rows[twins[half:]] + 0.05 * rng.standard_normal((half, DIM))
+    if ties:
+        rows[-10:] = rows[0]
+    return l2_normalise(np.maximum(rows, 0).astype(np.float32))
+
+
+def exact_top(matrix: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    scores = matrix @ l2_normalise(query)
+    order = np.argsort(-scores, kind="stable")[:k]
+    return order, scores[order]
+
+
+def same_ranking(got: list[tuple[str, float]], ids: list[str], matrix: np.ndarray, query: np.ndarray) -> bool:
+    """The same scores in the same order, and the same speakers wherever the scores are not tied."""
+    order, scores = exact_top(matrix, query, len(got))
+    if not np.allclose([s for _, s in got], scores, atol=2e-6, rtol=0):
+        return False
+    row_of = {sid: i for i, sid in enumerate(ids)}
+    all_scores = matrix @ l2_normalise(query)
+    return all(abs(all_scores[row_of[sid]] - scores[i]) < 2e-6 for i, (sid, _) in enumerate(got))
+
+
+@needs_kernel
+def test_the_int8_first_pass_never_changes_the_top_five_of_voiceprint_like_data():
+    matrix = voiceprint_like(20, 30_000)
+    ids = [f"acct{i:06d}" for i in range(len(matrix))]
+    index = IdentificationIndex.from_matrix(MODEL, ids, matrix, quantise_from=10_000)
+    plain = IdentificationIndex.from_matrix(MODEL, ids, matrix, quantise_from=10**9)
+    assert index.quantised and not plain.quantised
+    rng = np.random.default_rng(21)
+    enrolled = [call_from(rng, matrix[i]) for i in rng.choice(len(matrix), 60)]  # genuine callers
+    strangers = list(voiceprint_like(22, 60))  # callers nobody enrolled: many close competitors
+    copies = [matrix[0], matrix[5], matrix[len(matrix) // 2]]  # exact hits and 10-way ties
+    for query in enrolled + strangers + copies:
+        got = index.top_k(query, k=5)
+        assert same_ranking(got, ids, matrix, query), (got, exact_top(matrix, query, 5))
+        assert [sid for sid, _ in got] == [sid for sid, _ in plain.top_k(query, k=5)] or \
+            same_ranking(plain.top_k(query, k=5), ids, matrix, query)
+    # The AS-norm shortlist (50 by cosine) is exact as well.
+    cohort = index.cohort(top_n=100)
+    for query in enrolled[:10] + strangers[:10]:
+        assert [sid for sid, _ in index.top_k(query, k=5, asnorm=cohort)] == \
+            [sid for sid, _ in plain.top_k(query, k=5, asnorm=cohort)]
+
+
+@needs_kernel
+def test_the_first_pass_bound_holds_row_by_row_and_rules_most_rows_out():
+    matrix = voiceprint_like(23, 20_000)
+    rows = QuantisedRows.build(matrix, len(matrix))
+    assert rows is not None and rows.nbytes() < matrix.nbytes / 3, "int8 is a quarter of float32, plus scales"
+    # The worst query for a row points along its quantisation error: there the error is all of r.
+    restored = rows.codes[: len(matrix)].float().numpy() * rows.scales[: len(matrix)].float().numpy()[:, None]
+    errors = (matrix - rows.centre) - restored
+    worst = int(np.argmax(np.linalg.norm(errors, axis=1)))
+    rng = np.random.default_rng(24)
+    for i, query in enumerate([errors[worst], -errors[worst], call_from(rng, matrix[7]), *voiceprint_like(25, 5)]):
+        q = l2_normalise(query)
+        out, offset, error = rows.first_pass(q, len(matrix))
+        exact = matrix @ q
+        miss = np.abs(exact - (out + offset))
+        assert np.all(miss <= 2.0**-8 * np.abs(out) + error)
+        if i < 2:
+            assert miss[worst] > 0.8 * rows.residual, "along its error the bound is nearly reached"
+        candidates, scores = rows.top(matrix, q, 5)
+        assert len(candidates) < len(matrix) // 50, "the first pass must rule out almost every row"
+        np.testing.assert_allclose(scores, exact[candidates], atol=1e-6)
+
+
+@needs_kernel
+def test_a_first_pass_outside_its_bound_is_not_used():
+    matrix = voiceprint_like(26, 5_000)
+    rows = QuantisedRows.build(matrix, len(matrix))
+    assert rows is not None and rows._self_check(matrix)
+    rows.residual = rows.norm = 0.0  # as if the kernel were coarser than the bound assumes
+    assert not rows._self_check(matrix)
+
+
+@needs_kernel
+def test_changes_to_a_large_index_are_searched_exactly_at_once():
+    matrix = voiceprint_like(27, 6_000, ties=False)
+    ids = [f"acct{i:05d}" for i in range(len(matrix))]
+    index = IdentificationIndex.from_matrix(MODEL, ids[:5_000], matrix[:5_000], quantise_from=5_000)
+    assert index.quantised
+    for sid, vec in zip(ids[5_000:], matrix[5_000:]):  # past a capacity growth
+        index.add(sid, vec)
+    newcomer = voiceprint_like(28, 1)[0]
+    index.replace(ids[10], newcomer)
+    index.remove(ids[20])  # the last row moves into its place
+    current = matrix.copy()
+    current[10] = newcomer
+    live_ids = list(ids)
+    live_ids[20], current[20] = live_ids[-1], current[-1]
+    live_ids, current = live_ids[:-1], current[:-1]
+    assert index.quantised and len(index) == len(current)
+    rng = np.random.default_rng(29)
+    for query in [newcomer, matrix[20], matrix[-1], call_from(rng, matrix[5_500]), *voiceprint_like(30, 20)]:
+        got = index.top_k(query, k=5)
+        assert same_ranking(got, live_ids, current, query), got
+        assert ids[20] not in [sid for sid, _ in got]
+    assert index.top_k(newcomer, k=1)[0][0] == ids[10]
+    assert index.top_k(matrix[-1], k=1)[0][0] == ids[-1]
+
+
+@needs_kernel
+def test_an_index_grown_one_by_one_switches_to_the_first_pass_at_the_threshold():
+    matrix = voiceprint_like(31, 1_200, ties=False)
+    index = IdentificationIndex(MODEL, DIM, quantise_from=1_000)
+    for i, vec in enumerate(matrix):
+        index.add(f"a{i}", vec)
+        if i == 998:
+            assert not index.quantised
+    assert index.quantised
+    assert index.top_k(matrix[1_100], k=1)[0] == ("a1100", pytest.approx(1.0, abs=1e-5))
+    # Identical voiceprints (every row admitted by the bound) fall back to one float32 pass.
+    same = IdentificationIndex.from_matrix(MODEL, [f"t{i}" for i in range(2_000)],
+                                           np.repeat(matrix[:1], 2_000, axis=0), quantise_from=1_000)
+    assert [score for _, score in same.top_k(matrix[0], k=5)] == pytest.approx([1.0] * 5, abs=1e-5)

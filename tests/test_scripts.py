@@ -17,7 +17,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("script", ["demo_call.py", "bench_load.py"])
+@pytest.mark.parametrize("script", ["demo_call.py", "bench_load.py", "bench_bulk_enrol.py"])
 def test_the_phone_demo_and_the_load_bench_do_not_need_the_test_package(script):
     """A user runs them from a checkout (or a copy) without tests/: nothing of it may be imported."""
     probe = textwrap.dedent(f"""

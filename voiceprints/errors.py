@@ -100,3 +100,9 @@ class EncryptionKeyError(StoreError):
     """Encryption key missing or wrong; never shows key material."""
 
     code = "key_error"
+
+
+class SharedKeysNotConfiguredError(EncryptionKeyError):
+    """A store shared by several hosts, and no explicit key: generating one per host would split the data."""
+
+    code = "keys_not_configured"

@@ -149,6 +149,56 @@ def keys_rotate(ctx: typer.Context, as_json: bool = JSON) -> None:
     emit({"reencrypted": count}, as_json, f"re-encrypted {count} voiceprint(s) with the primary key")
 
 
+@keys_app.command("generate")
+@reports_errors
+def keys_generate(
+    key_id: str = typer.Option("k1", "--key-id", help="Id of the new voiceprint key (1-64 of A-Z a-z 0-9 _ - .)."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="Write DIR/voiceprint.keys and DIR/server.secrets (0600, never overwritten) "
+                            "instead of printing an environment file."),
+    as_json: bool = JSON,
+) -> None:
+    """Fresh voiceprint key and server secrets for a deployment: the same on every worker host.
+
+    Prints a systemd EnvironmentFile (VOICEAUTH_KEYS=..., VOICEAUTH_SECRETS__...=...) or, with --out,
+    writes the two files and prints the settings that point at them. Nothing is stored in the
+    database: distribute the values to every host and keep a copy offline (docs/deploy.md).
+    """
+    from ivr.secrets import generate_secrets, secrets_env_lines, secrets_file_text
+    from voiceprints.private_files import create_private_text, ensure_private_dir
+    from voiceprints.store.crypto import KeyRing, key_file_text
+
+    from voiceprints.errors import EncryptionKeyError
+
+    try:
+        ring = KeyRing.generate(key_id)
+    except EncryptionKeyError as exc:
+        typer.echo(f"error: --key-id: {str(exc).removeprefix('generated key: ')}", err=True)
+        raise typer.Exit(int(ExitCode.BAD_INPUT)) from None
+    values = generate_secrets()
+    env_lines = [f"VOICEAUTH_KEYS={ring.serialise().strip()}", *secrets_env_lines(values)]
+    if out is None:
+        emit({"environment": dict(line.split("=", 1) for line in env_lines)}, as_json,
+             "# voiceauth keys and server secrets: the same on every worker host; keep a copy offline.\n"
+             "# A systemd EnvironmentFile (mode 0600): EnvironmentFile=/etc/voiceauth/secrets.env\n"
+             + "\n".join(env_lines))
+        return
+    ensure_private_dir(out)
+    keys_path, secrets_path = out / "voiceprint.keys", out / "server.secrets"
+    for path in (keys_path, secrets_path):
+        if path.exists():
+            typer.echo(f"error: {path} exists; not overwriting keys (a new key cannot read old voiceprints)",
+                       err=True)
+            raise typer.Exit(int(ExitCode.BAD_INPUT))
+    create_private_text(keys_path, key_file_text(ring))
+    create_private_text(secrets_path, secrets_file_text(values))
+    settings = {"VOICEAUTH_STORE__KEY_FILE": str(keys_path.resolve()),
+                "VOICEAUTH_SECRETS__FILE": str(secrets_path.resolve())}
+    emit({"files": [str(keys_path), str(secrets_path)], "environment": settings}, as_json,
+         f"wrote {keys_path} and {secrets_path} (0600); copy both to every worker host and set:\n"
+         + "\n".join(f"{k}={v}" for k, v in settings.items()))
+
+
 @prompts_app.command("build")
 @reports_errors
 def prompts_build(ctx: typer.Context, to: Optional[Path] = typer.Option(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import typer
 
@@ -20,14 +20,44 @@ def register(app: typer.Typer) -> None:
 
 
 @reports_errors
-def enroll(ctx: typer.Context, speaker: str = typer.Argument(..., help="External id of the speaker (account number)."),
-           files: List[Path] = typer.Argument(..., help="Three or more recordings of the speaker."),
+def enroll(ctx: typer.Context,
+           speaker: Optional[str] = typer.Argument(None, help="External id of the speaker (account number)."),
+           files: Optional[List[Path]] = typer.Argument(None, help="Three or more recordings of the speaker."),
+           manifest: Optional[Path] = typer.Option(
+               None, "--manifest", help="Bulk enrolment from recorded calls: a CSV with columns account, files "
+                                        "(';'-separated) and optional channel (left/right: the caller's side)."),
+           replace: bool = typer.Option(False, "--replace", help="With --manifest: re-enrol accounts that already "
+                                                                 "have a voiceprint of this model."),
+           notify: bool = typer.Option(True, "--notify/--no-notify", help="With --manifest: tell each customer "
+                                                                          "on the contact on file."),
+           progress_file: Optional[Path] = typer.Option(
+               None, "--progress-file", help="With --manifest: where progress is kept for resuming "
+                                             "(default: MANIFEST.progress)."),
+           restart: bool = typer.Option(False, "--restart", help="With --manifest: ignore earlier progress."),
+           progress: Optional[bool] = typer.Option(None, "--progress/--no-progress",
+                                                   help="Progress bar (default: on a terminal)."),
            as_json: bool = JSON) -> None:
-    """Create or replace SPEAKER's voiceprint from several recordings."""
+    """Create or replace SPEAKER's voiceprint from several recordings, or enrol a manifest of accounts.
+
+    With --manifest each account needs consent recorded (ivr consent import) and never withdrawn;
+    rows that fail are reported and the run goes on; an interrupted run resumes where it stopped.
+    """
     from ivr.notices import NoticeKind
     from voiceprints.audio.io import read_audio
 
     cli = ctx_of(ctx)
+    if manifest is not None:
+        if speaker is not None or files:
+            typer.echo("error: give either SPEAKER FILES... or --manifest, not both", err=True)
+            raise typer.Exit(2)
+        from ivr.cli.bulk import enroll_manifest
+
+        enroll_manifest(cli, manifest, replace=replace, notify=notify, progress_file=progress_file,
+                        restart=restart, show_progress=progress, as_json=as_json)
+        return
+    if speaker is None or not files:
+        typer.echo("error: give SPEAKER and three or more recordings, or --manifest CSV", err=True)
+        raise typer.Exit(2)
     engine = cli.engine()
     replaced = bool(engine.store.model_ids_for(speaker))
     result = engine.enroll(speaker, [read_audio(f) for f in files])

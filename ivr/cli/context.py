@@ -33,8 +33,10 @@ class CliContext:
     def store(self) -> "SqlVoiceprintStore":
         """The store alone, for commands that need no model (listing, deletion, key rotation)."""
         if self._store is None:
+            from ivr.sharing import check_shared_setup
             from voiceprints.store.sql import open_store
 
+            check_shared_setup(self.settings)  # before anything is opened or written
             self._store = open_store(self.settings.core())
         return self._store
 
@@ -70,12 +72,22 @@ class CliContext:
                     f"cannot open the IVR database {parsed.render_as_string(hide_password=True)}: {reason} "
                     "(check VOICEAUTH_STORE__URL and that the database server is running)"
                 ) from None
+            try:
+                from ivr.sharing import check_shared_setup
+
+                check_shared_setup(self.settings)  # before any command writes to a shared database
+            except Exception:
+                self._db.dispose()
+                self._db = None
+                raise
         return self._db
 
     def secrets(self) -> "ServerSecrets":
         from ivr.secrets import load_server_secrets
+        from ivr.sharing import shared_store_of
 
-        return load_server_secrets(self.settings.secrets, self.settings.data_dir)
+        return load_server_secrets(self.settings.secrets, self.settings.data_dir,
+                                   shared_store=shared_store_of(self.settings))
 
     def audit_log(self) -> "AuditLog":
         from ivr.audit.log import AuditLog

@@ -52,12 +52,17 @@ def _problem_code(exc: Exception) -> ExitCode | None:
     from sqlalchemy.exc import SQLAlchemyError
 
     from ivr.audit.log import AuditUnavailableError
+    from ivr.consent.bulk import ConsentFileError
     from ivr.knowledge.importer import CsvImportError
     from ivr.limits.errors import LimitsUnavailableError
     from ivr.policy.schema import PolicyError
-    from ivr.secrets import SecretsError
+    from ivr.secrets import SecretsError, SharedSecretsNotConfiguredError
+    from voiceprints.errors import SharedKeysNotConfiguredError
 
-    if isinstance(exc, (UnknownAccountError, CsvImportError, PolicyError, SecretsError, ValueError, OSError)):
+    if isinstance(exc, (SharedSecretsNotConfiguredError, SharedKeysNotConfiguredError)):
+        return ExitCode.ERROR  # this host is not set up for a shared database: not the input's fault
+    if isinstance(exc, (UnknownAccountError, CsvImportError, ConsentFileError, PolicyError, SecretsError,
+                        ValueError, OSError)):
         return ExitCode.BAD_INPUT
     if isinstance(
         exc, (DatabaseUnavailableError, LimitsUnavailableError, AuditUnavailableError, SQLAlchemyError)
@@ -347,6 +352,34 @@ def consent_optout(ctx: typer.Context, account: str, as_json: bool = JSON) -> No
         f"{account} opted out; "
         + ("voiceprint erased" if result.voiceprint_deleted else "no voiceprint was stored"),
     )
+
+
+@consent_app.command("import")
+@fallback_errors
+def consent_import(
+    ctx: typer.Context,
+    csv_file: Path = typer.Argument(..., help="CSV with an 'account' column (an enrolment manifest will do)."),
+    channel: str = typer.Option(..., "--channel", help="How the consent was given, e.g. 'recorded-call' or 'crm' "
+                                                       "(1-32 characters; kept with each consent)."),
+    as_json: bool = JSON,
+) -> None:
+    """Record consent given outside the IVR, for bulk enrolment; an opt-out on file is never undone."""
+    from ivr.consent.bulk import read_accounts, record_consents
+    from ivr.consent.registry import ConsentRegistry
+
+    if not 0 < len(channel) <= 32:
+        raise ValueError("--channel must be 1-32 characters, e.g. 'recorded-call'")
+    settings = ctx_of(ctx).settings
+    registry = ConsentRegistry(_database(ctx), policy_version=settings.consent.policy_version)
+    result = record_consents(registry, read_accounts(csv_file), channel)
+    _audit_admin(ctx, "consent-import", None,
+                 f"{len(result.recorded)} consent(s) recorded by an admin from {csv_file.name} via {channel} "
+                 f"(notice {settings.consent.policy_version}); {len(result.opted_out)} opted-out left alone")
+    emit(result.to_dict(), as_json,
+         f"recorded {len(result.recorded)} consent(s) via {channel}; {len(result.already)} already consented"
+         + (f"; {len(result.opted_out)} opted out and left alone: {', '.join(result.opted_out[:10])}"
+            if result.opted_out else "")
+         + "".join(f"\n  {problem}" for problem in result.invalid))
 
 
 @consent_app.command("show")

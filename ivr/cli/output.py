@@ -12,6 +12,7 @@ from typing import Any, Callable, TypeVar
 import click
 import typer
 
+from ivr.secrets import SecretsError
 from voiceprints import errors
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -29,6 +30,7 @@ class ExitCode(enum.IntEnum):
 
 
 def exit_code_for(exc: Exception) -> ExitCode:
+    # SecretsError (server secrets missing or unusable) is a configuration problem: ERROR, like a key problem.
     if isinstance(exc, errors.UnknownSpeakerError):
         return ExitCode.NOT_ENROLLED
     if isinstance(exc, errors.ReenrolmentNeededError):
@@ -54,7 +56,7 @@ def reports_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except (typer.Exit, typer.Abort, click.ClickException):
             raise
-        except errors.VoiceprintError as exc:
+        except (errors.VoiceprintError, SecretsError) as exc:
             code = exit_code_for(exc)
             if kwargs.get("as_json"):
                 typer.echo(json.dumps({"error": exc.code, "message": str(exc), "exit_code": int(code)}))

@@ -38,6 +38,10 @@ def serve(
         # calls, so it follows VOICEAUTH_LOG_LEVEL (INFO) unless --log-level chose otherwise.
         logging.getLogger().setLevel(getattr(logging, settings.log_level.upper(), logging.INFO))
     try:
+        from ivr.sharing import check_shared_setup
+
+        # Refuse before loading anything: on a shared database, per-host keys or secrets split the data.
+        check_shared_setup(settings)
         asyncio.run(_serve(settings, grace))
     except KeyboardInterrupt:  # a second Ctrl-C while draining
         raise typer.Exit(130) from None

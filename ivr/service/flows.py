@@ -32,7 +32,8 @@ def app_services(settings: "Settings", engine: "VoiceprintEngine") -> AppService
 
     Secrets (caller-number HMAC key, OTP secret, knowledge pepper, audit key)
     come from the environment or the data directory's 0600 file, as for the
-    CLI, so answers imported with `ivr customers import` match in calls.
+    CLI, so answers imported with `ivr customers import` match in calls; on a
+    shared (PostgreSQL) database only from explicit settings.
     """
     from ivr.audit.log import AuditLog
     from ivr.consent.registry import ConsentRegistry
@@ -50,11 +51,13 @@ def app_services(settings: "Settings", engine: "VoiceprintEngine") -> AppService
     from ivr.otp.build import build_senders, otp_backend
     from ivr.policy.loader import policy_from_settings
     from ivr.secrets import load_server_secrets
+    from ivr.sharing import shared_store_of
     from voiceprints.defences import AttackDefences
 
     config = settings.flows
     db = open_database(settings.core().database_url())
-    secrets = load_server_secrets(settings.secrets, settings.data_dir)
+    # On a database other hosts share, secrets are never generated here (ivr/sharing.py).
+    secrets = load_server_secrets(settings.secrets, settings.data_dir, shared_store=shared_store_of(settings))
     policy = policy_from_settings(settings.policy)
     for warning in policy.warnings():
         log.warning("decision policy %s: %s", policy.version, warning)

@@ -26,6 +26,7 @@ __all__ = [
     "MIN_SAMPLE_RATE",
     "RAW_FORMATS",
     "read_audio",
+    "read_channels",
     "write_wav",
 ]
 
@@ -177,7 +178,33 @@ def _decode_raw(src: _Source, fmt: str, rate: int) -> AudioClip:
     return AudioClip(samples, rate)
 
 
+def read_channels(source: Path | str | bytes, *, format: str | None = None,
+                  sample_rate: int | None = None) -> list[AudioClip]:
+    """Each channel of ``source`` as its own clip: one for mono and headerless audio, two for stereo.
+
+    For call recordings that keep the caller and the agent on separate
+    channels: :func:`read_audio` averages them, which would mix two voices
+    into one voiceprint. Same arguments and errors as :func:`read_audio`.
+    """
+    src = _load(source)
+    raw_format, implied_rate = _raw_format(src, format)
+    if raw_format is not None:
+        clips = [_decode_raw(src, raw_format, sample_rate or implied_rate or _DEFAULT_RAW_RATE)]
+    else:
+        rate, data = _decode_headered_channels(src, sample_rate)
+        clips = [AudioClip(np.ascontiguousarray(data[:, i]), rate) for i in range(data.shape[1])]
+    if len(clips[0].samples) == 0:
+        raise EmptyAudioError(f"{src.name} contains no audio samples")
+    return clips
+
+
 def _decode_headered(src: _Source, expected_rate: int | None) -> AudioClip:
+    rate, data = _decode_headered_channels(src, expected_rate)
+    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    return AudioClip(mono.astype(np.float32), rate)
+
+
+def _decode_headered_channels(src: _Source, expected_rate: int | None) -> tuple[int, np.ndarray]:
     if not src.data:
         raise EmptyAudioError(f"{src.name} is empty (0 bytes)")
     try:
@@ -197,8 +224,7 @@ def _decode_headered(src: _Source, expected_rate: int | None) -> AudioClip:
             f"{src.name} has {channels} channels; send mono or stereo audio of one caller "
             f"(a multi-channel recording would mix several speakers)"
         )
-    mono = data.mean(axis=1) if channels > 1 else data[:, 0]
-    return AudioClip(mono.astype(np.float32), rate)
+    return rate, data
 
 
 def _unreadable(src: _Source, exc: Exception) -> AudioError:

@@ -23,7 +23,7 @@ import numpy as np
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from voiceprints.errors import EncryptionKeyError
+from voiceprints.errors import EncryptionKeyError, SharedKeysNotConfiguredError
 from voiceprints.private_files import PrivateFileError, create_private_text, read_private_text
 
 log = logging.getLogger(__name__)
@@ -135,17 +135,29 @@ class KeyRing(Mapping[str, bytes]):
         key_file: Path | None,
         data_dir: Path,
         environ: Mapping[str, str] | None = None,
+        *,
+        shared_store: str | None = None,
     ) -> KeyRing:
         """Keys from ``$env_name``, else ``key_file``, else ``data_dir/voiceprint.keys`` (created if absent).
 
         An explicitly configured key file that does not exist is an error rather
         than a reason to generate a key: a fresh key would make every existing
         record unreadable, and the operator evidently meant to use their own.
+
+        ``shared_store`` (the display URL of a database other hosts use too):
+        the data directory's key is never used or generated. Each host would
+        otherwise make its own key under the same id ``k1``, and a voiceprint
+        enrolled through one worker would not decrypt on the next; the keys
+        must be configured explicitly, the same on every host.
         """
         env = os.environ if environ is None else environ
         value = env.get(env_name, "").strip()
         if value:
             return cls.parse(value, source=f"environment variable {env_name}", env_name=env_name)
+        if shared_store is not None and key_file is None:
+            raise SharedKeysNotConfiguredError(
+                shared_keys_message(shared_store, env_name, Path(data_dir) / DEFAULT_KEY_FILE_NAME)
+            )
         if key_file is not None:
             path = Path(key_file).expanduser()
             if not path.exists():
@@ -183,6 +195,21 @@ class KeyRing(Mapping[str, bytes]):
             ) from None
 
 
+def shared_keys_message(store: str, env_name: str, local_file: Path) -> str:
+    """What to set when a shared store has no explicit keys (also used by ``ivr serve``'s start check)."""
+    found = (
+        f"; {local_file} was generated on this host earlier: if the stored voiceprints were written with it, "
+        f"copy it to every host and set VOICEAUTH_STORE__KEY_FILE to its path"
+        if local_file.exists() else ""
+    )
+    return (
+        f"the voiceprint store {store} is shared by every worker, so its encryption keys must be the same "
+        f"on every host and are not generated here: set {env_name} ('id:base64key') or "
+        f"VOICEAUTH_STORE__KEY_FILE on every host (`ivr keys generate` prints fresh ones; "
+        f"see docs/deploy.md){found}"
+    )
+
+
 def record_aad(speaker_id: str, model_id: str) -> bytes:
     """Associated data binding a voiceprint ciphertext to its record.
 
@@ -218,6 +245,11 @@ def vector_from_bytes(data: bytes, dim: int) -> np.ndarray:
     return np.frombuffer(data, dtype="<f4").astype(np.float32)
 
 
+def key_file_text(ring: KeyRing) -> str:
+    """The key file format (``VOICEAUTH_STORE__KEY_FILE``), with a header saying what it is."""
+    return "# voiceauth voiceprint encryption keys: id:base64key, primary first. BACK THIS UP.\n" + ring.serialise()
+
+
 def _read_key_file(path: Path, env_name: str) -> KeyRing:
     try:
         text = read_private_text(path, "key file")
@@ -229,8 +261,7 @@ def _read_key_file(path: Path, env_name: str) -> KeyRing:
 def _create_key_file(path: Path, env_name: str) -> KeyRing:
     """Create the default key file (0600); a process losing the race to create it reads the winner's."""
     ring = KeyRing.generate()
-    header = "# voiceauth voiceprint encryption keys: id:base64key, primary first. BACK THIS UP.\n"
-    if not create_private_text(path, header + ring.serialise()):
+    if not create_private_text(path, key_file_text(ring)):
         return _read_key_file(path, env_name)
     log.warning(
         "generated a new voiceprint encryption key %r in %s; back this file up: "

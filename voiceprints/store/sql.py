@@ -25,7 +25,13 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, Operationa
 from sqlalchemy.orm import Session, sessionmaker
 
 from voiceprints.config import CoreConfig
-from voiceprints.errors import StoreError, StoreUnavailableError, UnknownSpeakerError, VoiceprintError
+from voiceprints.errors import (
+    EncryptionKeyError,
+    StoreError,
+    StoreUnavailableError,
+    UnknownSpeakerError,
+    VoiceprintError,
+)
 from voiceprints.store.base import Calibration, EnrolmentMeta, Voiceprint, VoiceprintSummary
 from voiceprints.private_files import ensure_private_dir, ensure_private_file
 from voiceprints.store.crypto import (
@@ -514,6 +520,32 @@ class SqlVoiceprintStore:
             self._checkpoint()  # old ciphertexts out of the WAL too
         return total + others
 
+    def check_keys(self) -> None:
+        """Decrypt one stored record per configured key id: a host whose key differs fails here, at start.
+
+        Two hosts configured with different bytes under the same id (``k1``)
+        would each write records the other cannot read; finding it when the
+        worker starts beats finding it in a caller's verification.
+        """
+        for key_id in self._keyring:
+            with self._guard(), self._read_session.begin() as session:
+                row = session.execute(
+                    select(Speaker.external_id, VoiceprintRow.model_id, VoiceprintRow.ciphertext)
+                    .join(Speaker)
+                    .where(VoiceprintRow.key_id == key_id)
+                    .limit(1)
+                ).first()
+            if row is None:
+                continue
+            try:
+                self._keyring.decrypt(key_id, row.ciphertext, record_aad(row.external_id, row.model_id))
+            except EncryptionKeyError:
+                raise EncryptionKeyError(
+                    f"key {key_id!r} configured on this host does not decrypt the voiceprints stored under "
+                    f"{key_id!r} in {self.display_url}: another host wrote them with different key bytes. "
+                    f"Every worker must have the same {self._keyring.env_name} or key file (docs/deploy.md)"
+                ) from None
+
     def _rotate_other(self, batch_size: int) -> int:
         """Re-encrypt digit templates, replay fingerprints and watchlist entries not under the primary key."""
         primary = self._keyring.primary_id
@@ -698,8 +730,31 @@ def open_store(config: CoreConfig) -> SqlVoiceprintStore:
             ensure_private_file(Path(sqlite_file))
     except OSError as exc:
         raise StoreError(f"data directory {config.data_dir} cannot be created: {exc.strerror}") from None
-    keyring = KeyRing.from_env_or_file(config.store.key_env, config.store.key_file, config.data_dir)
-    return SqlVoiceprintStore(config.database_url(), keyring)
+    shared = shared_store(config.database_url())
+    keyring = KeyRing.from_env_or_file(config.store.key_env, config.store.key_file, config.data_dir,
+                                       shared_store=shared)
+    store = SqlVoiceprintStore(config.database_url(), keyring)
+    if shared is not None:
+        try:
+            store.check_keys()
+        except BaseException:
+            store.close()
+            raise
+    return store
+
+
+def shared_store(url: str) -> str | None:
+    """The display URL when ``url`` is a database several hosts can share (PostgreSQL), else None.
+
+    An SQLite file belongs to one host, whose data directory may hold
+    generated keys and secrets; a database server is what several workers
+    on several hosts use at once, and they must all hold the same keys.
+    """
+    try:
+        parsed = _normalise_url(make_url(url))
+    except ArgumentError:
+        return None  # SqlVoiceprintStore reports the malformed URL
+    return None if parsed.get_backend_name() == "sqlite" else _display_url(parsed)
 
 
 # --- helpers -----------------------------------------------------------------
