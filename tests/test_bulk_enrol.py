@@ -266,7 +266,9 @@ def test_a_watchlisted_voice_is_not_enrolled_and_enrolled_recordings_are_known_t
     refused = [r for r in audit_rows(data_dir) if r.flow == "enroll" and r.result == "FAILED"]
     assert [r.identity for r in refused] == ["830002"]
     cli = CliContext(Settings())
-    risks = AttackDefences(cli.engine()).screen_call("830001", read_audio(alice[1]), None)
+    replayed = read_audio(alice[1])
+    engine = cli.engine()
+    risks = AttackDefences(engine).screen_call("830001", replayed, engine.embed_speech(replayed))
     assert REPLAY in risks.risks, "a replay of a recording used for the bulk enrolment is recognised"
     cli.close()
 
