@@ -10,7 +10,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
-from ivr.call import AudioFrame, CallerHungUp, CallEvent, CallInfo, DtmfDigit, HangUp
+from ivr.call import AudioFrame, CallerHungUp, CallEvent, CallInfo, DtmfDigit, FlowResult, HangUp
 from voiceprints.audio.clip import AudioClip
 from voiceprints.audio.resample import resample
 
@@ -92,10 +92,10 @@ class ScriptedCall:
             self._ended = True
         return event
 
-    async def set_result(self, variables: Mapping[str, str]) -> None:
-        if self._ended:
-            raise CallerHungUp("caller hung up")
-        self.result = dict(variables)
-
-    async def hang_up(self) -> None:
+    async def finish(self, result: FlowResult | None) -> None:
+        """Keeps the ``VOICEAUTH_*`` values the caller's next step would get, then ends the call."""
         self.hung_up = True
+        if result is not None:
+            if self._ended:
+                raise CallerHungUp("caller hung up")
+            self.result = result.variables()

@@ -16,7 +16,7 @@ from ivr.audit.log import AuditLog
 from ivr.call import CallInfo
 from ivr.db.customers import CustomerDirectory
 from ivr.db.engine import Database
-from ivr.flows.runner import run_call
+from ivr.service.calls import run_call
 from ivr.knowledge.service import KnowledgeService
 from ivr.limits.service import Limits
 from ivr.otp.backends import LocalOtpBackend

@@ -9,7 +9,7 @@ plain TCP socket the worker owns.  Its limits shape this module:
   every 20 ms" deadline, only an idle bound.
 * It carries a UUID and nothing else about the call, and cannot return
   variables.  Call details and results go through AMI (see
-  :class:`ivr.transports.ami.AmiCallDirectory`), plugged in here as the
+  :class:`ivr.transports.asterisk.ami.AmiCallDirectory`), plugged in here as the
   ``call_info`` and ``on_result`` callables.
 * On hang-up Asterisk may send a 0x00 frame or just close the socket; both are
   a :class:`~ivr.call.HangUp`.
@@ -28,14 +28,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import uuid as uuidlib
 from collections import deque
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Awaitable, Callable, Iterable, Mapping, Protocol
+from typing import Awaitable, Callable, Iterable, Mapping
 
-from ivr.call import AudioFrame, CallerHungUp, CallEvent, CallInfo, DtmfDigit, HangUp
+from ivr.call import AudioFrame, CallerHungUp, CallEvent, CallInfo, DtmfDigit, FlowResult, HangUp
+from ivr.prompts.sources import PromptNotFound, PromptSource
+from ivr.transports.asterisk.variables import channel_variables
 from ivr.transports.listener import LOOPBACK, TcpListener
 
 log = logging.getLogger(__name__)
@@ -62,16 +62,6 @@ BYTES_PER_SECOND = SAMPLE_RATE * 2
 
 class AudioSocketProtocolError(Exception):
     """The peer broke the AudioSocket protocol; the message says how."""
-
-
-class PromptNotFound(LookupError):
-    """A prompt has no audio for the call's language."""
-
-
-class PromptSource(Protocol):
-    async def audio(self, name: str, language: str) -> bytes | None:
-        """The prompt as 8 kHz signed 16-bit little-endian mono PCM, or None if there is none."""
-        ...
 
 
 ResultSink = Callable[[str, Mapping[str, str]], Awaitable[None]]
@@ -228,9 +218,14 @@ class AudioSocketSession:
         if remaining > 0:
             await asyncio.sleep(remaining)
 
-    async def set_result(self, variables: Mapping[str, str]) -> None:
-        self._raise_if_ended()
-        await self._on_result(self._info.call_id, dict(variables))
+    async def finish(self, result: FlowResult | None) -> None:
+        """Put the result on the channel (``VOICEAUTH_*``, through ``on_result``), then hang up the socket."""
+        try:
+            if result is not None:
+                self._raise_if_ended()
+                await self._on_result(self._info.call_id, channel_variables(result))
+        finally:
+            await self.hang_up()
 
     async def hang_up(self) -> None:
         """End the AudioSocket session: Asterisk's AudioSocket() returns and the dialplan continues."""
@@ -363,8 +358,10 @@ class AudioSocketServer(TcpListener):
         max_call_s: float = 900.0,
         allow_from: Iterable[str] = LOOPBACK,
         max_per_peer: int | None = None,
+        default_language: str = "en",
     ) -> None:
         super().__init__(host, port, allow_from=allow_from, max_per_peer=max_per_peer)
+        self._default_language = default_language
         self._max_call_s = max_call_s
         self._handler = handler
         self._prompts = prompts
@@ -438,57 +435,16 @@ class AudioSocketServer(TcpListener):
 
     async def _lookup(self, call_id: str, peer: str) -> CallInfo:
         if self._call_info is None:
-            return CallInfo(call_id=call_id)
+            return CallInfo(call_id=call_id, language=self._default_language)
         try:
             return await asyncio.wait_for(self._call_info(call_id), self._call_info_timeout)
         except Exception as exc:
             # The flow can still run (default language, claim by DTMF); the
             # operator needs to know why the call looks anonymous.
             log.warning("AudioSocket %s call %s: no call details (%s); using defaults", peer, call_id, exc or type(exc).__name__)
-            return CallInfo(call_id=call_id)
+            return CallInfo(call_id=call_id, language=self._default_language)
 
 
 def _peer_name(writer: asyncio.StreamWriter) -> str:
     peer = writer.get_extra_info("peername")
     return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-
-
-_PROMPT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-class DirectoryPromptSource:
-    """Prompts from ``root/<language>/<name>.wav``, converted to 8 kHz slin16 once and cached.
-
-    Recorded prompts come at studio rates (16-48 kHz); resampling once here
-    keeps the real-time streaming loop free of DSP work.
-    """
-
-    def __init__(self, root: Path | str) -> None:
-        self._root = Path(root)
-        self._cache: dict[tuple[str, str], bytes | None] = {}
-
-    async def audio(self, name: str, language: str) -> bytes | None:
-        if not _PROMPT_NAME.match(name) or not _PROMPT_NAME.match(language):
-            return None  # never let a name walk out of the prompt directory
-        key = (language, name)
-        if key not in self._cache:
-            self._cache[key] = await asyncio.to_thread(self._load, self._root / language / f"{name}.wav")
-        return self._cache[key]
-
-    @staticmethod
-    def _load(path: Path) -> bytes | None:
-        if not path.is_file():
-            return None
-        import numpy as np
-        import soundfile
-        from scipy.signal import resample_poly
-
-        samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-        mono = samples.mean(axis=1)
-        if rate != SAMPLE_RATE:
-            from math import gcd
-
-            g = gcd(int(rate), SAMPLE_RATE)
-            mono = resample_poly(mono, SAMPLE_RATE // g, int(rate) // g)
-        pcm = (np.clip(mono, -1.0, 1.0) * 32767.0).astype("<i2")
-        return pcm.tobytes()
