@@ -29,13 +29,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid as uuidlib
-from collections import deque
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Iterable, Mapping
 
-from ivr.call import AudioFrame, CallerHungUp, CallEvent, CallInfo, DtmfDigit, FlowResult, HangUp
+from ivr.call import AudioFrame, CallerHungUp, CallEvent, CallInfo, DtmfDigit, FlowResult
 from ivr.prompts.sources import PromptNotFound, PromptSource
 from ivr.transports.asterisk.variables import channel_variables
+from ivr.transports.events import BURST_S, CallEvents
 from ivr.transports.listener import LOOPBACK, TcpListener
 
 log = logging.getLogger(__name__)
@@ -54,9 +54,6 @@ FRAME_SECONDS = 0.020
 # Anything bigger is not audio from Asterisk but garbage (or an attack).
 MAX_AUDIO_PAYLOAD = 3200
 DTMF_DIGITS = frozenset("0123456789*#ABCD")
-# Audio read ahead of the wall clock before the reader waits: network jitter
-# and Asterisk's own buffering release at most a few hundred ms at once.
-BURST_S = 2.0
 BYTES_PER_SECOND = SAMPLE_RATE * 2
 
 
@@ -149,14 +146,9 @@ class AudioSocketSession:
         self._peer = peer
         self._idle_timeout = idle_timeout
         self._frame_timeout = frame_timeout
-        self._events: deque[CallEvent] = deque()
-        self._arrived = asyncio.Event()
-        self._buffered_audio = 0
-        self._max_buffered_frames = max_buffered_frames
-        self._ended = asyncio.Event()
+        self._events = CallEvents(max_buffered_frames)
         self._closed = False
         self._write_lock = asyncio.Lock()
-        self._dropped_frames = 0
         self._max_call_s = max_call_s
         # Audio accepted from the peer so far, in bytes of 8 kHz slin16.
         self.audio_bytes = 0
@@ -169,26 +161,10 @@ class AudioSocketSession:
     @property
     def ended(self) -> bool:
         """True once the caller hung up or the call was closed."""
-        return self._ended.is_set()
+        return self._events.ended
 
     async def next_event(self, timeout: float) -> CallEvent | None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not self._events:
-            if self._ended.is_set():
-                return HangUp()  # the HangUp event was already taken; keep saying so
-            self._arrived.clear()
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return None
-            try:
-                await asyncio.wait_for(self._arrived.wait(), remaining)
-            except asyncio.TimeoutError:
-                return None
-        event = self._events.popleft()
-        if isinstance(event, AudioFrame):
-            self._buffered_audio -= 1
-        return event
+        return await self._events.next(timeout)
 
     async def play(self, prompt: str) -> None:
         """Stream the prompt to the caller in 20 ms frames at real-time pace.
@@ -232,7 +208,7 @@ class AudioSocketSession:
         if self._closed:
             return
         self._closed = True
-        if not self._ended.is_set():
+        if not self._events.ended:
             try:
                 async with self._write_lock:
                     self._writer.write(encode_frame(KIND_HANGUP))
@@ -250,7 +226,7 @@ class AudioSocketSession:
     # -- internals ---------------------------------------------------------
 
     def _raise_if_ended(self) -> None:
-        if self._ended.is_set():
+        if self._events.ended:
             raise CallerHungUp(f"call {self._info.call_id} has ended")
 
     async def _send(self, data: bytes) -> None:
@@ -263,25 +239,10 @@ class AudioSocketSession:
             raise CallerHungUp(f"call {self._info.call_id}: connection lost while sending ({exc!r})") from exc
 
     def _end(self) -> None:
-        if not self._ended.is_set():
-            self._ended.set()
-            self._put(HangUp())
+        self._events.end()
 
     def _put(self, event: CallEvent) -> None:
-        # A flow that is busy (e.g. scoring) must not make memory grow without
-        # bound; the oldest audio is the least useful, so it goes first.  Digits
-        # and the hang-up are never dropped.
-        if isinstance(event, AudioFrame):
-            if self._buffered_audio >= self._max_buffered_frames:
-                for index, queued in enumerate(self._events):
-                    if isinstance(queued, AudioFrame):
-                        del self._events[index]
-                        break
-                self._buffered_audio -= 1
-                self._dropped_frames += 1
-            self._buffered_audio += 1
-        self._events.append(event)
-        self._arrived.set()
+        self._events.put(event)
 
     async def _pace(self, started: float) -> None:
         """Wait until the audio read so far is no more than real time plus the burst allowance."""
@@ -321,11 +282,11 @@ class AudioSocketSession:
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
-            if self._dropped_frames:
+            if self._events.dropped_frames:
                 log.warning(
                     "AudioSocket call %s: dropped %d audio frames the flow did not read in time",
                     self._info.call_id,
-                    self._dropped_frames,
+                    self._events.dropped_frames,
                 )
             self._end()
 
