@@ -8,39 +8,17 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Mapping
 
+from scripts.lab.reactions import Hangs, Keys, KeysFrom, Reaction, Say
 from ivr.call import AudioFrame, CallerHungUp, CallEvent, CallInfo, DtmfDigit, FlowResult, HangUp
-from voiceprints.audio.clip import AudioClip
 from voiceprints.audio.resample import resample
+
+__all__ = ["Hangs", "Keys", "KeysFrom", "Reaction", "Say", "ScriptedCall", "frames"]
 
 FRAME = 160  # 20 ms at 8 kHz
 
 
-@dataclass(frozen=True)
-class Keys:
-    digits: str
-
-
-@dataclass(frozen=True)
-class Say:
-    clip: AudioClip
-    trailing_silence_s: float = 1.2  # the caller stops talking and waits
-
-
-@dataclass(frozen=True)
-class KeysFrom:
-    """Keys decided when the caller reacts (e.g. the code they just received by e-mail)."""
-
-    source: Callable[[], str]
-
-
-@dataclass(frozen=True)
-class Hangs:
-    pass
-
-
-Reaction = Keys | KeysFrom | Say | Hangs
 
 
 def frames(clip: AudioClip, trailing_silence_s: float) -> list[CallEvent]:

@@ -29,7 +29,7 @@ from ivr.prompts.catalog import PROMPTS
 from ivr.service.worker import VoiceAuthService
 from ivr.settings import Settings
 from tests.fakes.mailbox import running_mailbox
-from tests.fakes.twilio_voice import CallOutcome, TwilioSimulator
+from scripts.lab.twilio_caller import CallOutcome, TwilioSimulator
 from tests.scripted_call import Hangs, Keys, KeysFrom, Say
 from tests.test_flows import phone_speech
 from voiceprints.audio.telephone import telephone_channel

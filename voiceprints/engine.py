@@ -21,7 +21,7 @@ import numpy as np
 
 from voiceprints.audio.clip import AudioClip
 from voiceprints.audio.quality import QualityReport, assess, ensure_not_empty
-from voiceprints.audio.vad import SpeechDetector
+from voiceprints.audio.vad import FrameAnalysis, SpeechDetector
 from voiceprints.cohort import Cohort
 from voiceprints.config import CoreConfig
 from voiceprints.embedding.base import Embedder
@@ -162,17 +162,22 @@ class VoiceprintEngine:
             )
         raise UnknownSpeakerError(f"speaker {speaker_id} is not enrolled")
 
-    def verify(self, speaker_id: str, clip: AudioClip) -> Decision:
+    def verify(self, speaker_id: str, clip: AudioClip, analysis: FrameAnalysis | None = None) -> Decision:
+        """``analysis``: the clip's VAD frames when the caller has them already (the live call's counter);
+        used only when they are what this engine's detector would find, so the decision is the same."""
         started = time.perf_counter()
         ensure_not_empty(clip)
         voiceprint = self.voiceprint_for(speaker_id)
         vconf = self.config.verification
-        quality = assess(clip, self.config.quality, min_speech_s=vconf.min_speech_s, detector=self.detector)
+        # One VAD pass serves the quality check and the speech cut.
+        frames = self.detector.analysis_of(clip, analysis)
+        quality = assess(clip, self.config.quality, min_speech_s=vconf.min_speech_s, detector=self.detector,
+                         analysis=frames)
         normalisation, calibration = "none", self._calibration("none")
         reasons: list[str] = []
         score = raw = None
         if quality.ok:
-            test = self.embedder.embed(self.detector.speech_only(clip))
+            test = self.embedder.embed(self.detector.speech_only(clip, frames))
             raw = cosine(voiceprint.vector, test)
             score = raw
             if vconf.normalisation != "none":
@@ -195,16 +200,17 @@ class VoiceprintEngine:
                  "n/a" if score is None else f"{score:.3f}", normalisation, latency)
         return decision
 
-    def spend_like_verify(self, clip: AudioClip) -> None:
+    def spend_like_verify(self, clip: AudioClip, analysis: FrameAnalysis | None = None) -> None:
         """The work of a verification, on noise as long as ``clip``, for a caller who has no voiceprint.
 
         An unknown account must not answer faster than an enrolled one, and
         the caller's own speech is not embedded (they may have opted out).
         """
         ensure_not_empty(clip)
+        frames = self.detector.analysis_of(clip, analysis)
         assess(clip, self.config.quality, min_speech_s=self.config.verification.min_speech_s,
-               detector=self.detector)
-        speech = self.detector.speech_only(clip)
+               detector=self.detector, analysis=frames)
+        speech = self.detector.speech_only(clip, frames)
         noise = np.random.default_rng().standard_normal(max(speech.samples.shape[0], 160)).astype(np.float32)
         self.embedder.embed(AudioClip(noise * 0.01, speech.sample_rate))
 
@@ -229,11 +235,11 @@ class VoiceprintEngine:
     async def astore_enrolment(self, speaker_id: str, prepared: PreparedEnrolment) -> EnrolmentResult:
         return await self._run(self.store_enrolment, speaker_id, prepared)
 
-    async def aspend_like_verify(self, clip: AudioClip) -> None:
-        await self._run(self.spend_like_verify, clip)
+    async def aspend_like_verify(self, clip: AudioClip, analysis: FrameAnalysis | None = None) -> None:
+        await self._run(self.spend_like_verify, clip, analysis)
 
-    async def averify(self, speaker_id: str, clip: AudioClip) -> Decision:
-        return await self._run(self.verify, speaker_id, clip)
+    async def averify(self, speaker_id: str, clip: AudioClip, analysis: FrameAnalysis | None = None) -> Decision:
+        return await self._run(self.verify, speaker_id, clip, analysis)
 
     async def avoiceprint_for(self, speaker_id: str) -> Voiceprint:
         return await self._run(self.voiceprint_for, speaker_id)

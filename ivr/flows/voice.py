@@ -52,9 +52,9 @@ class VoiceStep:
                                             detail="no audio received from the caller"))
         if unscored is not None:
             # Opted-out callers' speech is not embedded: the decoy is the same length of noise.
-            await self.engine.aspend_like_verify(speech.clip)
+            await self.engine.aspend_like_verify(speech.clip, speech.analysis)
             return VoiceHeard(FactorAttempt(Factor.VOICE, unscored, detail=why_unscored))
-        decision = await self.engine.averify(account, speech.clip)
+        decision = await self.engine.averify(account, speech.clip, speech.analysis)
         attempt = FactorAttempt(Factor.VOICE, OUTCOME_FACTOR[decision.outcome], score=decision.score,
                                 threshold=decision.accept_threshold, latency_ms=decision.latency_ms,
                                 detail="; ".join(decision.reasons), grey_band=decision.grey_band)

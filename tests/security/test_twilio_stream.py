@@ -20,7 +20,7 @@ from ivr.call import CallSession, FlowResult, Result
 from ivr.flows.callio import CallIO
 from ivr.service.worker import VoiceAuthService
 from ivr.settings import Settings
-from tests.fakes.twilio_voice import SILENCE, TwilioSimulator, sid
+from scripts.lab.twilio_caller import SILENCE, TwilioSimulator, sid
 from tests.test_service_worker import BandEnergyEmbedder
 from voiceprints.engine import VoiceprintEngine
 from voiceprints.store.sql import open_store

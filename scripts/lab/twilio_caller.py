@@ -1,4 +1,4 @@
-"""Twilio Programmable Voice played by a test: signed webhooks, a Media Stream in real time, the callbacks.
+"""Twilio Programmable Voice played by a test or the load bench: signed webhooks, a Media Stream in real time, the callbacks.
 
 It speaks the documented wire format exactly: the voice webhook as a signed
 form POST (``X-Twilio-Signature`` computed by the ``twilio`` library's
@@ -13,10 +13,11 @@ drops what is still buffered and echoes its marks at once, as Twilio does.
 When the worker closes the stream, the simulator requests the action URL
 (signed) and reads the ``<Redirect>`` it gets, as Twilio would follow it.
 
-The caller reacts to prompts with the same script as
-:class:`tests.scripted_call.ScriptedCall`: the name of a prompt is the name
-of its mark up to the last dot (how the worker names its marks), so a
-reaction starts when that prompt has been heard.
+The caller reacts to prompts with the same script as the flow tests' scripted
+caller (:mod:`scripts.lab.reactions`): the name of a prompt is the name of
+its mark up to the last dot (how the worker names its marks), so a reaction
+starts when that prompt has been heard. Used by tests/test_transport_twilio.py,
+tests/security/test_twilio_stream.py and ``scripts/bench_load.py --twilio``.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import numpy as np
 from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import connect
 
-from tests.scripted_call import Hangs, Keys, KeysFrom, Reaction, Say
+from scripts.lab.reactions import Hangs, Keys, KeysFrom, Reaction, Say
 from voiceprints.audio.g711 import float_to_pcm16, ulaw_decode_pcm16, ulaw_encode_pcm16
 from voiceprints.audio.resample import resample
 
@@ -71,11 +72,12 @@ class Announced:
 
 
 class TwilioSimulator:
-    def __init__(self, base_url: str, auth_token: str, *, account_sid: str | None = None) -> None:
+    def __init__(self, base_url: str, auth_token: str, *, account_sid: str | None = None,
+                 max_connections: int = 100, timeout_s: float = 10.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.account_sid = account_sid or sid("AC")
         self._validator = RequestValidator(auth_token)
-        self.http = httpx.AsyncClient(timeout=10)
+        self.http = httpx.AsyncClient(timeout=timeout_s, limits=httpx.Limits(max_connections=max_connections))
 
     async def aclose(self) -> None:
         await self.http.aclose()
