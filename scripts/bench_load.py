@@ -345,10 +345,9 @@ def enrol_accounts(env: dict[str, str], accounts: list[str]) -> None:
         "from ivr.settings import Settings\n"
         "from ivr.synth import espeak\n"
         "from voiceprints.audio.resample import resample\n"
-        "from voiceprints.audio.telephone import telephone_channel\n"
         "from voiceprints.engine import open_engine\n"
         "engine = open_engine(Settings().core())\n"
-        "prepared = engine.prepare_enrolment([telephone_channel(espeak(ANA, t)) for t in ENROL_TEXTS])\n"
+        "prepared = engine.prepare_enrolment([resample(espeak(ANA, t), 8000) for t in ENROL_TEXTS])\n"
         "for account in sys.argv[1:]:\n"
         "    engine.store_enrolment(account, prepared)\n"
         "engine.close()\n")

@@ -191,6 +191,6 @@ async def _finish(session: CallSession, result: FlowResult | None) -> FlowResult
     except Exception as exc:  # noqa: BLE001 - reported, the call ends anyway
         log.warning(
             "call %s: could not hand the result %s on: %s",
-            session.info.call_id, "-" if result is None else result.result.value, exc or type(exc).__name__,
+            session.info.call_id, "-" if result is None else result.result.value, str(exc) or type(exc).__name__,
         )
     return result

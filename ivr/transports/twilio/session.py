@@ -130,17 +130,26 @@ class MediaStreamSession:
         self._events.end()
 
     async def close(self, code: int = NORMAL, reason: str = "") -> None:
+        """Close the stream; the reader keeps draining Twilio's messages until the close handshake is done.
+
+        Twilio keeps sending media until it sees our close frame: a reader
+        that stopped reading would leave the WebSocket's receive queue full,
+        and the close handshake waiting on it for its whole timeout.
+        """
         if self._closed:
             return
         self._closed = True
         self._events.end()
-        self._reader.cancel()
-        await asyncio.gather(self._reader, return_exceptions=True)
         async with self._send_lock:
             try:
                 await asyncio.wait_for(self._ws.close(code=code, reason=reason[:120]), 5.0)
             except Exception:  # noqa: BLE001 - already closed by the peer, or gone
                 pass
+        if self._reader is not asyncio.current_task():
+            try:
+                await asyncio.wait_for(asyncio.shield(self._reader), 2.0)
+            except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - a reader that lingers is cut
+                self._reader.cancel()
 
     # -- internals ---------------------------------------------------------------
 
@@ -171,10 +180,13 @@ class MediaStreamSession:
         problem: StreamClosed | None = None
         try:
             while True:
-                await self._pace(started)
+                if not self._closed:
+                    await self._pace(started)
                 message = await self._receive()
                 if message is None:
                     break
+                if self._closed:
+                    continue  # draining until Twilio acknowledges our close
                 if isinstance(message, wire.Media):
                     if message.track not in ("inbound", "inbound_track"):
                         continue
