@@ -27,8 +27,9 @@ from voiceprints.redact import mask
 log = logging.getLogger("ivr.service.calls")
 
 SHUTTING_DOWN = "worker shutting down"
-# Handing a result on is a few AMI actions or one WebSocket close: seconds
-# mean the peer is gone, and the call's slot must not wait for ever.
+# Handing a result on is a few protocol messages (setting channel variables,
+# closing a stream): seconds mean the peer is gone, and the call's slot must
+# not wait for ever.
 FINISH_TIMEOUT_S = 15.0
 
 

@@ -1,8 +1,8 @@
 """Settings groups of the worker process itself (``ivr serve``): HTTP endpoint and call lifetime.
 
-Transports keep their own groups beside their code (e.g.
-:mod:`ivr.transports.asterisk.config`); :class:`ivr.settings.Settings`
-holds them all, each overridable as ``VOICEAUTH_<GROUP>__<FIELD>``.
+Transports keep their own groups beside their code (``ivr/transports/*/config.py``);
+:class:`ivr.settings.Settings` holds them all, each overridable as
+``VOICEAUTH_<GROUP>__<FIELD>``.
 """
 
 from __future__ import annotations

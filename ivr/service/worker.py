@@ -61,7 +61,7 @@ class VoiceAuthService:
         self._stopped = False
 
     def transport(self, name: str) -> Transport:
-        """The running transport called ``name`` (``asterisk``, ``twilio``); KeyError if it is off."""
+        """The running transport called ``name`` (see :mod:`ivr.transports`); KeyError if it is off."""
         for transport in self.transports:
             if transport.name == name:
                 return transport
@@ -104,7 +104,8 @@ class VoiceAuthService:
 
         routers = [r for r in (t.http_routes() for t in self.transports) if r is not None]
         if routers and not s.http.enabled:
-            raise RuntimeError("a transport serves HTTP routes (Twilio webhooks) but VOICEAUTH_HTTP__ENABLED=false")
+            names = ", ".join(t.name for t in self.transports if t.http_routes() is not None)
+            raise RuntimeError(f"the {names} transport serves HTTP routes but VOICEAUTH_HTTP__ENABLED=false")
         if s.http.enabled:
             from ivr.service.http import HttpEndpoint, build_app
 
