@@ -101,8 +101,8 @@ class MediaStreamSession:
         try:
             await self._send_all([wire.media_with_payload(self._sid, f) for f in frames]
                                  + [wire.mark(self._sid, name)])
-            waiters = {heard, asyncio.ensure_future(self._keyed.wait()),
-                       asyncio.ensure_future(self._events.wait_ended())}
+            waiters: set[asyncio.Future[Any]] = {heard, asyncio.ensure_future(self._keyed.wait()),
+                                                 asyncio.ensure_future(self._events.wait_ended())}
             try:
                 await asyncio.wait(waiters, timeout=len(frames) * wire.FRAME_SECONDS + MARK_GRACE_S,
                                    return_when=asyncio.FIRST_COMPLETED)
