@@ -10,14 +10,16 @@ refused by Asterisk itself.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
 from ivr.call import CallSession, FlowResult, Result
 from ivr.settings import Settings
-from ivr.transports.asterisk.ami import AmiClient, AmiError
+from ivr.transports.asterisk.ami import AmiAuthError, AmiClient, AmiError
 from scripts.lab.asterisk import Lab
 from scripts.lab.callers import DialplanResults, pause, place_call
 
@@ -36,6 +38,19 @@ def sample_secret() -> str:
 
 def sample_client(asterisk: Lab) -> AmiClient:
     return AmiClient("127.0.0.1", asterisk.ami_port, username=SAMPLE_USER, secret=sample_secret())
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module", autouse=True)
+async def sample_user_loaded(asterisk: Lab) -> None:
+    """A lab started before start.sh installed the sample user is restarted once (start.sh installs every config)."""
+    try:
+        async with sample_client(asterisk) as ami:
+            await ami.wait_connected(10)
+        return
+    except AmiAuthError:
+        pass
+    await asyncio.to_thread(asterisk.stop)
+    await asyncio.to_thread(asterisk.start)
 
 
 def test_the_sample_grants_neither_originate_nor_system_nor_command():
