@@ -83,6 +83,10 @@ class FlowResult:
     # time for it; for metrics, never shown to the caller's next step.
     decision_s: float | None = None
     engine_s: float | None = None
+    # Verify line: the digit challenge (PASS, FAIL, or SKIPPED when not asked)
+    # and what the checks of the voice found (replay, synthetic, watchlist).
+    liveness: str = ""
+    risks: tuple[str, ...] = ()
 
     def variables(self) -> dict[str, str]:
         """The ``VOICEAUTH_*`` values every transport hands on, unescaped (each transport escapes for its wire)."""
@@ -93,6 +97,8 @@ class FlowResult:
             "VOICEAUTH_SPEAKER": self.account or "",
             "VOICEAUTH_ACCOUNT": self.account or "",
             "VOICEAUTH_METHOD": self.method or "",
+            "VOICEAUTH_LIVENESS": self.liveness,
+            "VOICEAUTH_RISK": ",".join(r.upper() for r in self.risks) or "NONE",
         }
 
 

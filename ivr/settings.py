@@ -28,10 +28,14 @@ from ivr.secrets import SecretsConfig
 from voiceprints.config import (
     CoreConfig,
     EnrolmentConfig,
+    LivenessConfig,
     ModelConfig,
     QualityConfig,
+    ReplayConfig,
+    SpoofConfig,
     StoreConfig,
     VerificationConfig,
+    WatchlistConfig,
     default_data_dir,
 )
 
@@ -46,6 +50,11 @@ class Settings(BaseSettings):
     verification: VerificationConfig = VerificationConfig()
     model: ModelConfig = ModelConfig()
     store: StoreConfig = StoreConfig()
+    # Defences against replayed, synthetic and known-fraudster voices (issue 8).
+    liveness: LivenessConfig = LivenessConfig()
+    replay: ReplayConfig = ReplayConfig()
+    spoof: SpoofConfig = SpoofConfig()
+    watchlist: WatchlistConfig = WatchlistConfig()
     flows: FlowConfig = FlowConfig()
     # Telephony worker (`ivr serve`); see ivr/service/config.py and docs/admins.md.
     http: HttpSettings = HttpSettings()
@@ -74,4 +83,8 @@ class Settings(BaseSettings):
             verification=self.verification,
             model=self.model,
             store=self.store,
+            liveness=self.liveness,
+            replay=self.replay,
+            spoof=self.spoof,
+            watchlist=self.watchlist,
         )

@@ -13,6 +13,7 @@ from ivr.db.engine import Database, open_database
 from ivr.flows.config import FlowConfig
 from ivr.flows.enroll import EnrollFlow
 from ivr.flows.guard import Guard, Safeguards
+from ivr.flows.liveness import LivenessStep
 from ivr.flows.optout import OptOutFlow
 from ivr.flows.pin import PinStep
 from ivr.flows.second_factors import KbaStep, OtpStep
@@ -28,11 +29,12 @@ from ivr.otp.backends import OtpBackend
 from ivr.policy.loader import load_policy
 from ivr.policy.schema import Policy
 from ivr.secrets import SecretsConfig, ServerSecrets, load_server_secrets
+from voiceprints.defences import AttackDefences
 from voiceprints.engine import VoiceprintEngine
 
 # Short keypad and listening deadlines keep silent-caller tests fast.
 FAST = FlowConfig(first_digit_timeout_s=1.0, next_digit_timeout_s=0.5, verify_listen_deadline_s=2.0,
-                  utterance_listen_deadline_s=2.0)
+                  utterance_listen_deadline_s=2.0, digits_listen_deadline_s=2.0, liveness_deadline_s=3.0)
 
 
 @dataclass
@@ -48,6 +50,7 @@ class Lines:
     knowledge: KnowledgeService
     limits: Limits
     audit: AuditLog
+    defences: AttackDefences
     config: FlowConfig
 
     def verify(self) -> VerifyFlow:
@@ -57,7 +60,7 @@ class Lines:
         return VerifyFlow(self.engine, self.config, self.guard, replace(self.steps, otp=None, kba=None))
 
     def enroll(self) -> EnrollFlow:
-        return EnrollFlow(self.engine, self.config, self.guard, self.steps)
+        return EnrollFlow(self.engine, self.config, self.guard, self.steps, self.defences)
 
     def optout(self) -> OptOutFlow:
         return OptOutFlow(self.engine, self.config, self.guard, self.steps)
@@ -83,9 +86,11 @@ def build_lines(
         db=db, policy=policy or load_policy(), limits=limiter, audit=audit, secrets=secrets, customers=customers,
         consent=ConsentRegistry(db, policy_version="test-1", store=engine.store, clock=clock),
         notifier=CustomerNotifier(notifier_senders, audit) if notifier_senders else None)
+    defences = AttackDefences(engine)
     steps = FactorSteps(
-        voice=VoiceStep(engine, config),
+        voice=VoiceStep(engine, config, defences),
         otp=OtpStep(otp, config) if otp is not None else None,
         kba=KbaStep(knowledge, KnowledgePolicy(ask=2, required=2), config),
-        pin=PinStep(knowledge, config))
-    return Lines(engine, db, secrets, Guard(kit), steps, customers, knowledge, limiter, audit, config)
+        pin=PinStep(knowledge, config),
+        liveness=LivenessStep(defences, config))
+    return Lines(engine, db, secrets, Guard(kit), steps, customers, knowledge, limiter, audit, defences, config)

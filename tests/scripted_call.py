@@ -10,11 +10,11 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from scripts.lab.reactions import Hangs, Keys, KeysFrom, Reaction, Say
+from scripts.lab.reactions import Hangs, Keys, KeysFrom, Reaction, Say, SayFrom
 from ivr.call import AudioFrame, CallerHungUp, CallEvent, CallInfo, DtmfDigit, FlowResult, HangUp
 from voiceprints.audio.resample import resample
 
-__all__ = ["Hangs", "Keys", "KeysFrom", "Reaction", "Say", "ScriptedCall", "frames"]
+__all__ = ["Hangs", "Keys", "KeysFrom", "Reaction", "Say", "SayFrom", "ScriptedCall", "frames"]
 
 FRAME = 160  # 20 ms at 8 kHz
 
@@ -50,6 +50,8 @@ class ScriptedCall:
     def _react(self, reaction: Reaction) -> None:
         if isinstance(reaction, KeysFrom):
             reaction = Keys(reaction.source())
+        if isinstance(reaction, SayFrom):
+            reaction = Say(reaction.source())
         if isinstance(reaction, Keys):
             for d in reaction.digits:
                 self._events.put_nowait(DtmfDigit(d))

@@ -96,11 +96,12 @@ async def test_unknown_account_is_not_enrolled_but_is_asked_to_speak_like_any_ot
 
 
 async def test_caller_id_claim_and_dialplan_account_skip_the_keypad(lines, engine, enrolled, utterances_of):
-    speech = phone_speech(utterances_of, "alice", 5)
-    by_callerid = ScriptedCall({"verify-speak": [Say(speech)]},
+    by_callerid = ScriptedCall({"verify-speak": [Say(phone_speech(utterances_of, "alice", 5))]},
                                info=CallInfo("c2", "+4572", "es", {"claim": "callerid"}))
     await run_call(lines.verify(), by_callerid)
-    given = ScriptedCall({"verify-speak": [Say(speech)]}, info=CallInfo("c3", None, "en", {"account": "4572"}))
+    # A new call says something new: the same recording twice would be a replay.
+    given = ScriptedCall({"verify-speak": [Say(phone_speech(utterances_of, "alice", 6))]},
+                         info=CallInfo("c3", None, "en", {"account": "4572"}))
     await run_call(lines.verify(), given)
     assert by_callerid.result["VOICEAUTH_RESULT"] == given.result["VOICEAUTH_RESULT"] == "PASS"
     assert "enter-account" not in by_callerid.played + given.played

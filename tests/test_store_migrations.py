@@ -88,7 +88,14 @@ def test_schema_has_no_place_for_plaintext_vectors_or_audio():
         for column in table.columns
         if isinstance(column.type, LargeBinary)
     ]
-    assert binary_columns == ["voiceprints.ciphertext"]
+    # Every binary column is AES-GCM ciphertext: voiceprints, watchlist voiceprints,
+    # digit templates and replay fingerprints (features derived from audio, never audio).
+    assert sorted(binary_columns) == [
+        "digit_templates.ciphertext",
+        "replay_fingerprints.ciphertext",
+        "voiceprints.ciphertext",
+        "watchlist_entries.ciphertext",
+    ]
     names = " ".join(f"{t.name} {' '.join(t.columns.keys())}" for t in Base.metadata.sorted_tables)
     for forbidden in ("audio", "wav", "vector", "embedding", "sample"):
         assert forbidden not in names
@@ -102,7 +109,7 @@ def test_migrations_ship_inside_the_package():
     cfg.read(REPO / "setup.cfg")
     patterns = [p.strip() for p in cfg["options.package_data"]["voiceprints"].split(",")]
     files = [p for p in SCRIPT_LOCATION.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
-    assert {p.name for p in files} >= {"env.py", "script.py.mako", "0001_initial.py"}
+    assert {p.name for p in files} >= {"env.py", "script.py.mako", "0001_initial.py", "0002_erasures.py", "0003_attack_defences.py"}
     for path in files:
         relative = path.relative_to(package_root).as_posix()
         in_a_package = path.suffix == ".py" and (path.parent / "__init__.py").exists()

@@ -176,7 +176,8 @@ async def test_the_result_goes_to_the_callback_as_escaped_channel_variables_then
         await server.close()
     assert recorder.results == [(CALL_ID, {
         "VOICEAUTH_RESULT": "PASS", "VOICEAUTH_SCORE": "0.900", "VOICEAUTH_REASON": "score 'high' enough",
-        "VOICEAUTH_SPEAKER": "4711", "VOICEAUTH_ACCOUNT": "4711", "VOICEAUTH_METHOD": "voice"})]
+        "VOICEAUTH_SPEAKER": "4711", "VOICEAUTH_ACCOUNT": "4711", "VOICEAUTH_METHOD": "voice",
+        "VOICEAUTH_LIVENESS": "", "VOICEAUTH_RISK": "NONE"})]
     assert frames and frames[-1][0] == 0x00
 
 

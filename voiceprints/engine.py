@@ -176,6 +176,7 @@ class VoiceprintEngine:
         normalisation, calibration = "none", self._calibration("none")
         reasons: list[str] = []
         score = raw = None
+        test: np.ndarray | None = None
         if quality.ok:
             test = self.embedder.embed(self.detector.speech_only(clip, frames))
             raw = cosine(voiceprint.vector, test)
@@ -195,10 +196,18 @@ class VoiceprintEngine:
             min_speech_s=vconf.min_speech_s, extra_reasons=tuple(reasons),
         )
         latency = (time.perf_counter() - started) * 1000.0
-        decision = replace(decision, latency_ms=latency)
+        decision = replace(decision, latency_ms=latency, embedding=test)
         log.info("verify speaker %s: %s (score %s, %s) in %.0f ms", mask(speaker_id), decision.outcome.value,
                  "n/a" if score is None else f"{score:.3f}", normalisation, latency)
         return decision
+
+    def embed_speech(self, clip: AudioClip, analysis: FrameAnalysis | None = None) -> np.ndarray | None:
+        """The caller's embedding without a voiceprint to score (watchlist screening); None if too little speech."""
+        ensure_not_empty(clip)
+        frames = self.detector.analysis_of(clip, analysis)
+        quality = assess(clip, self.config.quality, min_speech_s=self.config.verification.min_speech_s,
+                         detector=self.detector, analysis=frames)
+        return self.embedder.embed(self.detector.speech_only(clip, frames)) if quality.ok else None
 
     def spend_like_verify(self, clip: AudioClip, analysis: FrameAnalysis | None = None) -> None:
         """The work of a verification, on noise as long as ``clip``, for a caller who has no voiceprint.
@@ -227,27 +236,28 @@ class VoiceprintEngine:
 
     # --- async wrappers for the service --------------------------------------
     async def aenroll(self, speaker_id: str, clips: Sequence[AudioClip]) -> EnrolmentResult:
-        return await self._run(self.enroll, speaker_id, clips)
+        return await self.run(self.enroll, speaker_id, clips)
 
     async def aprepare_enrolment(self, clips: Sequence[AudioClip]) -> PreparedEnrolment:
-        return await self._run(self.prepare_enrolment, clips)
+        return await self.run(self.prepare_enrolment, clips)
 
     async def astore_enrolment(self, speaker_id: str, prepared: PreparedEnrolment) -> EnrolmentResult:
-        return await self._run(self.store_enrolment, speaker_id, prepared)
+        return await self.run(self.store_enrolment, speaker_id, prepared)
 
     async def aspend_like_verify(self, clip: AudioClip, analysis: FrameAnalysis | None = None) -> None:
-        await self._run(self.spend_like_verify, clip, analysis)
+        await self.run(self.spend_like_verify, clip, analysis)
 
     async def averify(self, speaker_id: str, clip: AudioClip, analysis: FrameAnalysis | None = None) -> Decision:
-        return await self._run(self.verify, speaker_id, clip, analysis)
+        return await self.run(self.verify, speaker_id, clip, analysis)
 
     async def avoiceprint_for(self, speaker_id: str) -> Voiceprint:
-        return await self._run(self.voiceprint_for, speaker_id)
+        return await self.run(self.voiceprint_for, speaker_id)
 
     async def acheck_utterance(self, clip: AudioClip) -> QualityReport:
-        return await self._run(self.check_utterance, clip)
+        return await self.run(self.check_utterance, clip)
 
-    async def _run(self, fn, *args):  # type: ignore[no-untyped-def]
+    async def run(self, fn, *args):  # type: ignore[no-untyped-def]
+        """Run ``fn(*args)`` on the engine's bounded executor (model work never blocks the event loop)."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     def close(self) -> None:

@@ -16,6 +16,7 @@ from ivr.cli import biometrics, evaluation, admin
 from ivr.cli import serve
 from ivr.cli import fallback
 from ivr.cli import policy
+from ivr.cli import watchlist
 from ivr.cli.context import CliContext
 from ivr.cli.output import configure_logging
 from ivr.settings import Settings
@@ -48,6 +49,7 @@ admin.register(app)
 serve.register(app)
 fallback.register(app)
 policy.register(app)
+watchlist.register(app)
 
 
 def main() -> None:

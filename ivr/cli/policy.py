@@ -19,6 +19,7 @@ from ivr.policy.model import (
     IdentityState,
     Line,
     PolicyDecision,
+    Risk,
 )
 from ivr.policy.schema import Policy
 
@@ -72,18 +73,22 @@ def policy_check(
 
 
 def parse_step(text: str) -> FactorAttempt:
-    """``voice:pass``, ``voice:fail@0.41``, ``voice:grey`` (inconclusive in the grey band), ``otp:unavailable``."""
-    head, _, score = text.partition("@")
+    """``voice:pass``, ``voice:fail@0.41``, ``voice:grey`` (inconclusive in the grey band), ``otp:unavailable``,
+    ``voice:pass+replay`` (what the voice checks found: replay, synthetic, watchlist)."""
+    head, *flags = text.split("+")
+    head, _, score = head.partition("@")
     factor, sep, outcome = head.partition(":")
     try:
         grey = outcome == "grey"
         attempt = FactorAttempt(Factor(factor.strip().lower()),
                                 FactorOutcome.INCONCLUSIVE if grey else FactorOutcome(outcome.strip().lower()),
-                                score=float(score) if score else None, grey_band=grey)
+                                score=float(score) if score else None, grey_band=grey,
+                                risks=tuple(Risk(f.strip().lower()) for f in flags))
     except ValueError:
         raise ValueError(
-            f"step {text!r} is not FACTOR:OUTCOME[@SCORE] with FACTOR one of {', '.join(f.value for f in Factor)} "
-            f"and OUTCOME one of {', '.join(o.value for o in FactorOutcome)} or grey (voice)"
+            f"step {text!r} is not FACTOR:OUTCOME[@SCORE][+RISK] with FACTOR one of "
+            f"{', '.join(f.value for f in Factor)}, OUTCOME one of {', '.join(o.value for o in FactorOutcome)} "
+            f"or grey (voice), RISK one of {', '.join(r.value for r in Risk)}"
         ) from None
     if sep != ":" or (grey and attempt.factor is not Factor.VOICE):
         raise ValueError(f"step {text!r}: expected FACTOR:OUTCOME (grey only for voice)")
@@ -101,7 +106,8 @@ def policy_simulate(
     ctx: typer.Context,
     steps: List[str] = typer.Argument(..., help="Factor outcomes in the order they happen, e.g. "
                                                 "voice:inconclusive otp:unavailable kba:pass (voice:grey = a "
-                                                "score in the grey band)."),
+                                                "score in the grey band; voice:pass+replay = the voice checks "
+                                                "found a replay; liveness:pass = the digit challenge)."),
     line: str = typer.Option("verify", "--line", help="verify, enroll or optout."),
     enrolled: bool = typer.Option(True, "--enrolled/--not-enrolled", help="A voiceprint is on file."),
     known: bool = typer.Option(True, "--known/--unknown", help="The account is a known customer."),
@@ -133,7 +139,8 @@ def policy_simulate(
         step = unused.pop(0)
         done.append(step)
         decision = decide(policy, DecisionContext(identity, tuple(done), where))
-        trace.append((f"{step.factor.value}:{'grey' if step.grey_band else step.outcome.value}", decision))
+        label = f"{step.factor.value}:{'grey' if step.grey_band else step.outcome.value}"
+        trace.append((label + "".join(f"+{r.value}" for r in step.risks), decision))
     accepted = decision.action is Action.ACCEPT
     unasked = steps[len(done):]
     lines = [f"{after:<22} -> {_said(d)}" for after, d in trace]

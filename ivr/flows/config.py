@@ -39,6 +39,14 @@ class FlowConfig(BaseModel):
     # allowed when the first ones do not add up to enough speech.
     utterance_retries: int = Field(2, ge=0)
     max_utterances: int = Field(6, ge=1)
+    # Liveness challenge: 4-6 digits take 2-4 s to say, a slow speaker pausing
+    # after each up to ~8 s; more is not an answer.
+    liveness_answer_max_s: float = Field(12.0, gt=0)
+    liveness_deadline_s: float = Field(15.0, gt=0)
+    # Enrolment digits ("zero ... nine" with pauses): 8-12 s each; a silent
+    # caller is asked again after the deadline.
+    digits_max_s: float = Field(20.0, gt=0)
+    digits_listen_deadline_s: float = Field(25.0, gt=0)
 
     @model_validator(mode="after")
     def _default_is_offered(self) -> "FlowConfig":

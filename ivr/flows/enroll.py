@@ -24,11 +24,13 @@ from ivr.flows.guard import Attempt, Guard
 from ivr.flows.steps import FactorSteps
 from ivr.flows.verify import why_not_enrolled
 from ivr.notices import NoticeKind
-from ivr.policy.model import Action, Factor, FactorAttempt, Line, PolicyDecision
+from ivr.policy.model import Action, Factor, FactorAttempt, Line, PolicyDecision, Risk
 from voiceprints.audio.clip import AudioClip
 from voiceprints.audio.quality import QualityProblem, QualityReport
+from voiceprints.defences import AttackDefences
 from voiceprints.engine import VoiceprintEngine
 from voiceprints.errors import EnrolmentError, VoiceprintError
+from voiceprints.liveness import DigitTemplates, segment_digits
 
 log = logging.getLogger("ivr.flows.enroll")
 
@@ -49,7 +51,8 @@ async def prove_account(attempt: Attempt, engine: VoiceprintEngine, steps: Facto
     account = attempt.account
     on_file = bool(await asyncio.to_thread(engine.store.model_ids_for, account))
     scorable = on_file and await why_not_enrolled(engine, account) is None
-    available, factor_steps = await steps.others(attempt.io, attempt.customer)
+    available, factor_steps = await steps.others(attempt.io, account, attempt.customer)
+    available.discard(Factor.LIVENESS)  # the digits prove liveness, not the account
     if scorable:
         async def voice() -> FactorAttempt:
             return (await steps.voice.run(attempt.io, account)).attempt
@@ -69,11 +72,13 @@ def not_proven(account: str, decision: PolicyDecision, factors: list[FactorAttem
 class EnrollFlow:
     name = "enroll"
 
-    def __init__(self, engine: VoiceprintEngine, config: FlowConfig, guard: Guard, steps: FactorSteps) -> None:
+    def __init__(self, engine: VoiceprintEngine, config: FlowConfig, guard: Guard, steps: FactorSteps,
+                 defences: AttackDefences | None = None) -> None:
         self.engine = engine
         self.config = config
         self.guard = guard
         self.steps = steps
+        self.defences = defences
 
     async def __call__(self, call: CallSession) -> FlowResult:
         io = CallIO(call, self.engine.config.quality.vad_aggressiveness)
@@ -109,16 +114,26 @@ class EnrollFlow:
         except EnrolmentError as exc:
             await io.play("enroll-failed")
             return FlowResult(Result.FAILED, account, reason=str(exc))
+        defences = self.defences
+        if defences is not None:
+            watch = await defences.run(defences.screen_enrolment, prepared.vector)
+            if watch.hit:
+                await io.play("enroll-failed")
+                return FlowResult(Result.FAILED, account, risks=(Risk.WATCHLIST.value,),
+                                  reason=f"enrolment refused: {watch.reason}")
+        templates, digits_note = await self._digit_templates(io)
         meta = prepared.meta
         result = await attempt.commit(FlowResult(Result.ENROLLED, account, method="voice", reason=(
             f"{'replaced the voiceprint on file' if on_file else 'first voiceprint'}: "
             f"{meta.utterance_count} utterances, {meta.net_speech_s:.1f} s of speech, "
-            f"consistency {prepared.consistency:.2f}")))
+            f"consistency {prepared.consistency:.2f}; {digits_note}")))
         if result.result is not Result.ENROLLED:
             await io.play("enroll-failed")
             return result
         try:
             await self.engine.astore_enrolment(account, prepared)
+            if defences is not None:
+                await defences.run(defences.remember_enrolment, account, templates, clips)
         except VoiceprintError as exc:
             await io.play("enroll-failed")
             return await attempt.commit(FlowResult(Result.ERROR, account, reason=f"voiceprint not stored: {exc}"))
@@ -160,6 +175,46 @@ class EnrollFlow:
             total += report.net_speech_s
             await io.play("enroll-thanks")
         return clips
+
+    async def _digit_templates(self, io: CallIO) -> tuple[DigitTemplates | None, str]:
+        """The caller says "zero ... nine" a few times: templates for the liveness challenge at verification.
+
+        A caller who cannot (the digits do not come out as ten separate
+        words) is still enrolled; verification then cannot challenge them and
+        the policy decides (rule ``voice-pass-without-liveness``).
+        """
+        defences = self.defences
+        if defences is None:
+            return None, "no digit templates (defences off)"
+        wanted = self.engine.config.liveness.enrolment_repetitions
+        recordings: list[AudioClip] = []
+        retries = self.config.utterance_retries
+        prompt = "enroll-digits"
+        while len(recordings) < wanted:
+            await io.play(prompt)
+            await io.drop_audio()
+            speech = await io.listen(want_speech_s=self.config.digits_max_s,
+                                     deadline_s=self.config.digits_listen_deadline_s,
+                                     end_silence_s=2.0 * self.config.end_of_utterance_silence_s, min_speech_s=2.0,
+                                     max_audio_s=self.config.digits_max_s)
+            try:
+                if not speech.clip.duration_s:
+                    raise EnrolmentError("no audio received")
+                await defences.run(segment_digits, speech.clip)
+            except EnrolmentError as exc:
+                log.info("enrolment digits not usable: %s", exc)
+                retries -= 1
+                if retries < 0:
+                    return None, f"no digit templates: {exc}"
+                prompt = "enroll-digits-unclear"
+                continue
+            recordings.append(speech.clip)
+            prompt = "enroll-digits-again"
+        try:
+            templates = await defences.run(defences.digit_templates, recordings)
+        except EnrolmentError as exc:
+            return None, f"no digit templates: {exc}"
+        return templates, f"digit templates from {len(recordings)} recordings"
 
     async def _quality(self, clip: AudioClip) -> QualityReport:
         if clip.duration_s == 0:

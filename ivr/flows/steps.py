@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from ivr.db.customers import CustomerRecord
 from ivr.flows.callio import CallIO
 from ivr.flows.guard import Step
+from ivr.flows.liveness import LivenessStep
 from ivr.flows.pin import PinStep
 from ivr.flows.second_factors import KbaStep, OtpStep
 from ivr.flows.voice import VoiceStep
@@ -15,14 +16,16 @@ from ivr.policy.model import Factor
 
 @dataclass(frozen=True)
 class FactorSteps:
-    """Voice always; a code, knowledge questions and the PIN when configured (None: not offered)."""
+    """Voice always; a code, knowledge questions, the PIN and the liveness challenge when configured."""
 
     voice: VoiceStep
     otp: OtpStep | None = None
     kba: KbaStep | None = None
     pin: PinStep | None = None
+    liveness: LivenessStep | None = None
 
-    async def others(self, io: CallIO, customer: CustomerRecord | None) -> tuple[set[Factor], dict[Factor, Step]]:
+    async def others(self, io: CallIO, account: str,
+                     customer: CustomerRecord | None) -> tuple[set[Factor], dict[Factor, Step]]:
         """The non-voice factors this call may ask for, and how to run each.
 
         A code is offered whenever codes are configured, customer or not (the
@@ -31,7 +34,7 @@ class FactorSteps:
         """
         available: set[Factor] = set()
         steps: dict[Factor, Step] = {}
-        otp, kba, pin = self.otp, self.kba, self.pin
+        otp, kba, pin, liveness = self.otp, self.kba, self.pin, self.liveness
         if otp is not None:
             available.add(Factor.OTP)
             steps[Factor.OTP] = lambda: otp.run(io, customer)
@@ -41,4 +44,7 @@ class FactorSteps:
         if pin is not None and await pin.available(customer):
             available.add(Factor.PIN)
             steps[Factor.PIN] = lambda: pin.run(io, customer)
+        if liveness is not None and await liveness.available(account):
+            available.add(Factor.LIVENESS)
+            steps[Factor.LIVENESS] = lambda: liveness.run(io, account)
         return available, steps

@@ -47,7 +47,7 @@ class VerifyFlow:
         account = attempt.account
         why_not = await why_not_enrolled(self.engine, account)
         heard: list[VoiceHeard] = []
-        available, steps = await self.steps.others(attempt.io, attempt.customer)
+        available, steps = await self.steps.others(attempt.io, account, attempt.customer)
         identity = await attempt.identity_state(enrolled=why_not is None, available=available | {Factor.VOICE})
 
         async def voice() -> FactorAttempt:
@@ -84,11 +84,17 @@ def verify_result(account: str, decision: PolicyDecision, factors: list[FactorAt
     """The dialplan's result, with what each factor said and the rule that decided."""
     said = [f"{f.factor.value} {f.outcome.value}" + (f" ({f.detail})" if f.detail else "") for f in factors]
     why = f"{decision.reason} (rule {decision.rule})"
-    passed = next((f for f in reversed(factors) if f.outcome is FactorOutcome.PASS), None)
+    passed = next((f for f in reversed(factors) if f.outcome is FactorOutcome.PASS
+                   and f.factor is not Factor.LIVENESS), None)
     result = _result(decision, factors, voice, enrolled)
     method = passed.factor.value if result is Result.PASS and passed else ("voice" if voice else None)
+    challenge = next((f for f in factors if f.factor is Factor.LIVENESS), None)
+    liveness = ("SKIPPED" if challenge is None or challenge.outcome is FactorOutcome.UNAVAILABLE
+                else "PASS" if challenge.outcome is FactorOutcome.PASS else "FAIL")
+    risks = tuple(sorted({r.value for f in factors for r in f.risks}))
     return FlowResult(result, account, voice.score if voice else None, "; ".join([*said, why]), method=method,
-                      decision_s=voice.decision_s if voice else None, engine_s=voice.engine_s if voice else None)
+                      decision_s=voice.decision_s if voice else None, engine_s=voice.engine_s if voice else None,
+                      liveness=liveness, risks=risks)
 
 
 def _result(decision: PolicyDecision, factors: list[FactorAttempt], voice: VoiceHeard | None,

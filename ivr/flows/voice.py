@@ -1,4 +1,4 @@
-"""The voice factor as a call step: prompt, listen, score against the voiceprint on file.
+"""The voice factor as a call step: prompt, listen, score against the voiceprint on file, check the voice.
 
 The same step serves every line: verify, and on the enrolment and opt-out
 lines, "prove it is still you" before a voiceprint on file is replaced or
@@ -6,6 +6,11 @@ deleted. When there is nothing to score against (no voiceprint, opted out),
 the caller still hears the same prompt and the engine still spends what a
 real score costs, so the call sounds and times the same as for an enrolled
 account: nobody learns who is enrolled by listening.
+
+With the defences configured (voiceprints.defences), the voice is also
+checked for a replay of the account's earlier calls, a synthetic voice, and
+a known fraudster; what they find travels with the attempt as ``risks`` for
+the policy.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ from dataclasses import dataclass
 
 from ivr.flows.callio import CallIO
 from ivr.flows.config import FlowConfig
-from ivr.policy.model import Factor, FactorAttempt, FactorOutcome
+from ivr.policy.model import Factor, FactorAttempt, FactorOutcome, Risk
+from voiceprints.defences import AttackDefences, RiskReport
 from voiceprints.engine import VoiceprintEngine
 from voiceprints.scoring.decision import Outcome
 
@@ -35,9 +41,10 @@ class VoiceHeard:
 
 
 class VoiceStep:
-    def __init__(self, engine: VoiceprintEngine, config: FlowConfig) -> None:
+    def __init__(self, engine: VoiceprintEngine, config: FlowConfig, defences: AttackDefences | None = None) -> None:
         self.engine = engine
         self.config = config
+        self.defences = defences
 
     async def run(self, io: CallIO, account: str, *, unscored: FactorOutcome | None = None,
                   why_unscored: str = "") -> VoiceHeard:
@@ -50,12 +57,29 @@ class VoiceStep:
         if not speech.clip.duration_s:
             return VoiceHeard(FactorAttempt(Factor.VOICE, FactorOutcome.INCONCLUSIVE,
                                             detail="no audio received from the caller"))
-        if unscored is not None:
+        if unscored is FactorOutcome.REFUSED:
             # Opted-out callers' speech is not embedded: the decoy is the same length of noise.
             await self.engine.aspend_like_verify(speech.clip, speech.analysis)
             return VoiceHeard(FactorAttempt(Factor.VOICE, unscored, detail=why_unscored))
+        if unscored is not None:
+            # No voiceprint to score: the same embedding work, screened against the watchlist only.
+            embedding = await self.engine.run(self.engine.embed_speech, speech.clip, speech.analysis)
+            risks = await self._screen(None, speech.clip, embedding)
+            detail = "; ".join(filter(None, [why_unscored, risks.reason]))
+            return VoiceHeard(FactorAttempt(Factor.VOICE, unscored, detail=detail, risks=_risks(risks)))
         decision = await self.engine.averify(account, speech.clip, speech.analysis)
+        risks = await self._screen(account, speech.clip, decision.embedding)
         attempt = FactorAttempt(Factor.VOICE, OUTCOME_FACTOR[decision.outcome], score=decision.score,
                                 threshold=decision.accept_threshold, latency_ms=decision.latency_ms,
-                                detail="; ".join(decision.reasons), grey_band=decision.grey_band)
+                                detail="; ".join([*decision.reasons, *risks.details]), grey_band=decision.grey_band,
+                                risks=_risks(risks))
         return VoiceHeard(attempt, decision.score, time.monotonic() - heard, (decision.latency_ms or 0.0) / 1000.0)
+
+    async def _screen(self, account: str | None, clip, embedding) -> RiskReport:  # type: ignore[no-untyped-def]
+        if self.defences is None:
+            return RiskReport(())
+        return await self.defences.run(self.defences.screen_call, account, clip, embedding)
+
+
+def _risks(report: RiskReport) -> tuple[Risk, ...]:
+    return tuple(Risk(r) for r in report.risks)

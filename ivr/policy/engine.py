@@ -13,6 +13,8 @@ def matches(when: When, context: DecisionContext) -> bool:
         return False
     if when.voice_grey is not None and context.voice_grey() != when.voice_grey:
         return False
+    if when.risk is not None and not when.risk & context.risks():
+        return False
     if when.factor is not None and (last.factor.value if last else NO_FACTOR) not in when.factor:
         return False
     if when.outcome is not None and (last is None or last.outcome not in when.outcome):

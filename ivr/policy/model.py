@@ -16,6 +16,17 @@ class Factor(str, enum.Enum):
     OTP = "otp"  # one-time code by SMS / voice call / e-mail
     KBA = "kba"  # knowledge questions
     PIN = "pin"  # a PIN on file, keyed in (enrolment and opt-out lines)
+    # The caller repeats a random digit string, checked against their own digit
+    # templates: a recording of the victim does not say digits nobody knew.
+    LIVENESS = "liveness"
+
+
+class Risk(str, enum.Enum):
+    """What the checks of a call's voice found (voiceprints.defences), beyond the match itself."""
+
+    REPLAY = "replay"  # a recording of an earlier call of this account
+    SYNTHETIC = "synthetic"  # sounds synthetic (when the synthetic-voice check is on)
+    WATCHLIST = "watchlist"  # matches a known fraudster
 
 
 # Factors that authenticate on their own (NIST SP 800-63B: a biometric, a
@@ -76,6 +87,8 @@ class FactorAttempt:
     # Wrong entries inside this attempt that each count toward the lockout
     # (PIN: 4 digits are guessable, so every wrong PIN counts, not the call).
     wrong_tries: int = 0
+    # Voice: what the replay, synthetic-voice and watchlist checks found.
+    risks: tuple[Risk, ...] = ()
 
     @property
     def counts_as_failure(self) -> bool:
@@ -91,6 +104,7 @@ class FactorAttempt:
             "latency_ms": self.latency_ms,
             "detail": self.detail,
             "grey_band": self.grey_band,
+            "risks": [r.value for r in self.risks],
         }
 
 
@@ -135,6 +149,9 @@ class DecisionContext:
 
     def voice_grey(self) -> bool:
         return any(f.factor is Factor.VOICE and f.grey_band for f in self.factors)
+
+    def risks(self) -> set[Risk]:
+        return {r for f in self.factors for r in f.risks}
 
 
 @dataclass(frozen=True)

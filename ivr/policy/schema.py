@@ -14,9 +14,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ivr.policy.model import AUTHENTICATORS, NO_FACTOR, Action, Factor, FactorOutcome, Line
+from ivr.policy.model import AUTHENTICATORS, NO_FACTOR, Action, Factor, FactorOutcome, Line, Risk
 
-FactorOrNone = Literal["none", "voice", "otp", "kba", "pin"]
+FactorOrNone = Literal["none", "voice", "otp", "kba", "pin", "liveness"]
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,47}$")
 ALL_FACTOR_STATES = frozenset({NO_FACTOR, *(f.value for f in Factor)})
 ALL_OUTCOMES = frozenset(FactorOutcome)
@@ -59,8 +59,11 @@ class When(BaseModel):
     available: frozenset[Factor] | None = None
     # A voice tried in this call scored in the grey band (good speech, between the thresholds).
     voice_grey: bool | None = None
+    # Any of these was found in this call's voice: replay, synthetic, watchlist.
+    risk: frozenset[Risk] | None = None
 
-    _lists = field_validator("line", "factor", "outcome", "tried", "passed", "available", mode="before")(_as_list)
+    _lists = field_validator("line", "factor", "outcome", "tried", "passed", "available", "risk",
+                             mode="before")(_as_list)
 
     def is_empty(self) -> bool:
         return all(getattr(self, name) is None for name in type(self).model_fields)
@@ -78,7 +81,7 @@ class When(BaseModel):
                 return "factor 'none' (nothing tried yet) has no outcome or score to test"
             if self.tried or self.passed or self.call_failures_at_least or self.voice_grey:
                 return "factor 'none' (nothing tried yet) contradicts tried/passed/call_failures_at_least/voice_grey"
-        for name in ("line", "factor", "outcome", "tried", "passed", "available"):
+        for name in ("line", "factor", "outcome", "tried", "passed", "available", "risk"):
             if getattr(self, name) == frozenset():
                 return f"{name} is an empty list"
         return None
@@ -102,6 +105,7 @@ class When(BaseModel):
         return (
             subset(self.line, other.line)
             and subset(self.factor, other.factor)
+            and subset(self.risk, other.risk)
             and subset(self.outcome, other.outcome)
             and at_least(self.score_at_least, other.score_at_least)
             and below(self.score_below, other.score_below)
@@ -141,7 +145,7 @@ class Rule(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _action_fits(self) -> Rule:
+    def _action_fits(self) -> "Rule":
         if self.action is Action.STEP_UP and not self.next:
             raise ValueError("a step_up rule needs 'next': the factor(s) to ask for")
         if self.action is not Action.STEP_UP and self.next:
@@ -167,9 +171,9 @@ class Rule(BaseModel):
             return False
         if when.passed and when.passed & AUTHENTICATORS:
             return False
-        last_is_authenticator = when.factor is not None and when.factor <= {f.value for f in AUTHENTICATORS}
+        last_is_not_knowledge = when.factor is not None and Factor.KBA.value not in when.factor
         passes_only = when.outcome is not None and when.outcome <= {FactorOutcome.PASS}
-        return not (last_is_authenticator and passes_only)
+        return not (last_is_not_knowledge and passes_only)
 
     @property
     def always_fires(self) -> bool:

@@ -57,6 +57,66 @@ PROMPTS: dict[str, dict[str, str]] = {
         "en": "One more time, please tell us about your favourite meal.",
         "es": "Una vez más, por favor cuéntenos sobre su comida favorita.",
     },
+    "enroll-digits": {
+        "en": "Finally, please say the digits from zero to nine, with a short pause after each one.",
+        "es": "Por último, diga los números del cero al nueve, con una breve pausa después de cada uno.",
+    },
+    "enroll-digits-again": {
+        "en": "Thank you. Please say the digits from zero to nine once more, pausing after each one.",
+        "es": "Gracias. Diga una vez más los números del cero al nueve, con una pausa después de cada uno.",
+    },
+    "enroll-digits-unclear": {
+        "en": "We did not hear ten separate digits. Please say them again, from zero to nine, pausing after each one.",
+        "es": "No escuchamos diez números separados. Dígalos de nuevo, del cero al nueve, con una pausa después de cada uno.",
+    },
+    "liveness-intro": {
+        "en": "To confirm it is really you, please repeat these digits.",
+        "es": "Para confirmar que es usted, por favor repita estos números.",
+    },
+    "liveness-go": {
+        "en": "Please say them now.",
+        "es": "Dígalos ahora, por favor.",
+    },
+    "digit-0": {
+        "en": "Zero.",
+        "es": "Cero.",
+    },
+    "digit-1": {
+        "en": "One.",
+        "es": "Uno.",
+    },
+    "digit-2": {
+        "en": "Two.",
+        "es": "Dos.",
+    },
+    "digit-3": {
+        "en": "Three.",
+        "es": "Tres.",
+    },
+    "digit-4": {
+        "en": "Four.",
+        "es": "Cuatro.",
+    },
+    "digit-5": {
+        "en": "Five.",
+        "es": "Cinco.",
+    },
+    "digit-6": {
+        "en": "Six.",
+        "es": "Seis.",
+    },
+    "digit-7": {
+        "en": "Seven.",
+        "es": "Siete.",
+    },
+    "digit-8": {
+        "en": "Eight.",
+        "es": "Ocho.",
+    },
+    "digit-9": {
+        "en": "Nine.",
+        "es": "Nueve.",
+    },
     "enroll-thanks": {
         "en": "Thank you.",
         "es": "Gracias.",

@@ -10,6 +10,7 @@ from ivr.flows.base import Flow
 
 if TYPE_CHECKING:
     from ivr.flows.guard import Guard
+    from voiceprints.defences import AttackDefences
     from ivr.flows.steps import FactorSteps
     from ivr.settings import Settings
     from voiceprints.engine import VoiceprintEngine
@@ -23,6 +24,7 @@ class AppServices:
 
     guard: "Guard"
     steps: "FactorSteps"
+    defences: "AttackDefences"
 
 
 def app_services(settings: "Settings", engine: "VoiceprintEngine") -> AppServices:
@@ -37,6 +39,7 @@ def app_services(settings: "Settings", engine: "VoiceprintEngine") -> AppService
     from ivr.db.customers import CustomerDirectory
     from ivr.db.engine import open_database
     from ivr.flows.guard import Guard, Safeguards
+    from ivr.flows.liveness import LivenessStep
     from ivr.flows.pin import PinStep
     from ivr.flows.second_factors import KbaStep, OtpStep
     from ivr.flows.steps import FactorSteps
@@ -47,6 +50,7 @@ def app_services(settings: "Settings", engine: "VoiceprintEngine") -> AppService
     from ivr.otp.build import build_senders, otp_backend
     from ivr.policy.loader import policy_from_settings
     from ivr.secrets import load_server_secrets
+    from voiceprints.defences import AttackDefences
 
     config = settings.flows
     db = open_database(settings.core().database_url())
@@ -64,13 +68,15 @@ def app_services(settings: "Settings", engine: "VoiceprintEngine") -> AppService
         consent=ConsentRegistry(db, policy_version=settings.consent.policy_version, store=engine.store),
         notifier=CustomerNotifier(senders, audit) if senders else None,  # type: ignore[arg-type]
     )
+    defences = AttackDefences(engine)
     steps = FactorSteps(
-        voice=VoiceStep(engine, config),
+        voice=VoiceStep(engine, config, defences),
         otp=OtpStep(backend, config, settings.otp.code.max_attempts) if backend is not None else None,
         kba=KbaStep(knowledge, settings.kba.policy(), config) if settings.kba.enabled else None,
         pin=PinStep(knowledge, config),
+        liveness=LivenessStep(defences, config),
     )
-    return AppServices(Guard(kit), steps)
+    return AppServices(Guard(kit), steps, defences)
 
 
 def default_flows(engine: "VoiceprintEngine", settings: "Settings") -> Mapping[str, Flow]:
@@ -88,6 +94,6 @@ def default_flows(engine: "VoiceprintEngine", settings: "Settings") -> Mapping[s
     verify_steps = app.steps if config.step_up else replace(app.steps, otp=None, kba=None)
     return {
         "verify": VerifyFlow(engine, config, app.guard, verify_steps),
-        "enroll": EnrollFlow(engine, config, app.guard, app.steps),
+        "enroll": EnrollFlow(engine, config, app.guard, app.steps, app.defences),
         "optout": OptOutFlow(engine, config, app.guard, app.steps),
     }

@@ -49,6 +49,12 @@ class ServiceMetrics:
             buckets=CALL_BUCKETS,
             registry=r,
         )
+        self.risks = Counter(
+            "voiceauth_risks",
+            "Calls whose voice was flagged, by flow and risk (replay, synthetic, watchlist).",
+            ["flow", "risk"],
+            registry=r,
+        )
         self.errors = Counter(
             "voiceauth_errors",
             "Problems by kind (flow_error, unknown_mode, cut_at_shutdown, and each transport's own).",
@@ -60,6 +66,8 @@ class ServiceMetrics:
 
     def observe_result(self, flow: str, result: FlowResult) -> None:
         self.calls.labels(flow, result.result.value).inc()
+        for risk in result.risks:
+            self.risks.labels(flow, risk).inc()
         decision_s = getattr(result, "decision_s", None)
         engine_s = getattr(result, "engine_s", None)
         if decision_s is not None:

@@ -32,8 +32,15 @@ class KeysFrom:
 
 
 @dataclass(frozen=True)
+class SayFrom:
+    """Speech decided when the caller reacts (e.g. the digits the IVR just asked for)."""
+
+    source: Callable[[], AudioClip]
+
+
+@dataclass(frozen=True)
 class Hangs:
     pass
 
 
-Reaction = Keys | KeysFrom | Say | Hangs
+Reaction = Keys | KeysFrom | Say | SayFrom | Hangs

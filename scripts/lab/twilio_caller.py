@@ -37,7 +37,7 @@ import numpy as np
 from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import connect
 
-from scripts.lab.reactions import Hangs, Keys, KeysFrom, Reaction, Say
+from scripts.lab.reactions import Hangs, Keys, KeysFrom, Reaction, Say, SayFrom
 from voiceprints.audio.g711 import float_to_pcm16, ulaw_decode_pcm16, ulaw_encode_pcm16
 from voiceprints.audio.resample import resample
 
@@ -272,6 +272,8 @@ class MediaStream:
     def _react(self, reaction: Reaction) -> None:
         if isinstance(reaction, KeysFrom):
             reaction = Keys(reaction.source())
+        if isinstance(reaction, SayFrom):
+            reaction = Say(reaction.source())
         if isinstance(reaction, Keys):
             self._keys.extend(reaction.digits)
         elif isinstance(reaction, Say):

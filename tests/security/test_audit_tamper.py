@@ -121,7 +121,7 @@ async def test_a_pass_whose_audit_record_cannot_be_written_is_not_a_pass(bank, u
     assert "audit log is unavailable" in call.result["VOICEAUTH_REASON"]
     # The same call with the audit log working passes: it was the audit, not the voice.
     ok = ScriptedCall({"enter-account": [Keys(VICTIM + "#")],
-                       "verify-speak": [Say(phone_speech(utterances_of, "alice", 5))]},
+                       "verify-speak": [Say(phone_speech(utterances_of, "alice", 6))]},
                       info=CallInfo("audit-up", "+573001112233", "en", {}))
     await run_call(bank.lines.voice_only(), ok)
     assert ok.result["VOICEAUTH_RESULT"] == "PASS"

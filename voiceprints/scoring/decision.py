@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from voiceprints.audio.quality import QualityReport
 
 
@@ -32,6 +34,10 @@ class Decision:
     # INCONCLUSIVE because good speech scored between the thresholds (not
     # because the speech was short or poor): another factor may confirm it.
     grey_band: bool = False
+    # The caller's embedding, when one was computed: the watchlist screen
+    # (voiceprints.watchlist) reuses it instead of embedding the call again.
+    # Never serialised, never stored.
+    embedding: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, object]:
         return {

@@ -227,3 +227,16 @@ def _create_key_file(path: Path, env_name: str) -> KeyRing:
         path,
     )
     return KeyRing.parse(ring.serialise(), source=f"key file {path}", env_name=env_name)
+
+
+def labelled_aad(label: str, *parts: str) -> bytes:
+    """Associated data for the other encrypted records (digit templates, fingerprints, watchlist).
+
+    Each kind has its own label, so a ciphertext of one kind never decrypts
+    as another; every part is length-prefixed, as in :func:`record_aad`.
+    """
+    out = [f"voiceauth.{label}.v1".encode(), b"\x00"]
+    for part in parts:
+        data = part.encode()
+        out += [len(data).to_bytes(4, "big"), data]
+    return b"".join(out)

@@ -19,7 +19,10 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 
 VERSION_TABLE = "voiceprints_alembic_version"
-STORE_TABLES = frozenset({"speakers", "voiceprints", "calibrations", "voiceprint_erasures"})
+STORE_TABLES = frozenset({
+    "speakers", "voiceprints", "calibrations", "voiceprint_erasures",
+    "digit_templates", "replay_fingerprints", "watchlist_entries", "liveness_challenges",
+})
 SCRIPT_LOCATION = Path(__file__).resolve().parent / "migrations"
 # Arbitrary constant for pg_advisory_xact_lock: serialises start-up migrations of
 # several processes (CLI + service) on PostgreSQL, where two concurrent

@@ -135,3 +135,70 @@ class Erasure(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     speaker_id: Mapped[str] = mapped_column(String(255))
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+# --- defences against replayed, synthetic and known-fraudster voices (issue 8) ---
+class DigitTemplateRow(Base):
+    """A speaker's digit templates for the liveness challenge: encrypted MFCC sequences, never audio."""
+
+    __tablename__ = "digit_templates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    speaker_id: Mapped[int] = mapped_column(ForeignKey("speakers.id", ondelete="CASCADE"), unique=True)
+    # Which feature definition made them (voiceprints.liveness.features.FEATURE_VERSION).
+    feature_version: Mapped[str] = mapped_column(String(32))
+    key_id: Mapped[str] = mapped_column(String(64))
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)  # nonce + AES-GCM(serialised templates) + tag
+    template_count: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ReplayFingerprintRow(Base):
+    """Fingerprint of one earlier authentication recording of a speaker, for replay detection."""
+
+    __tablename__ = "replay_fingerprints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # Indexed: every verification loads the speaker's recent fingerprints.
+    speaker_id: Mapped[int] = mapped_column(ForeignKey("speakers.id", ondelete="CASCADE"), index=True)
+    source: Mapped[str] = mapped_column(String(32))  # "enrolment" | "verification" | ...
+    key_id: Mapped[str] = mapped_column(String(64))
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)  # nonce + AES-GCM(fingerprint bytes) + tag
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
+class WatchlistEntryRow(Base):
+    """A known fraudster's voiceprint: encrypted like voiceprints, kept apart from enrolled speakers."""
+
+    __tablename__ = "watchlist_entries"
+    __table_args__ = (UniqueConstraint("name", "model_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(255))
+    model_id: Mapped[str] = mapped_column(String(128), index=True)
+    key_id: Mapped[str] = mapped_column(String(64))
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)  # nonce + AES-GCM(float32 LE vector) + tag
+    dim: Mapped[int] = mapped_column(Integer)
+    # Where it came from: "files: a.wav, b.wav" or "call: <call id>", and why it was added.
+    source: Mapped[str] = mapped_column(Text)
+    note: Mapped[str] = mapped_column(Text, default="")
+    net_speech_s: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Optional: when the entry must be deleted (e.g. the retention limit for call-derived entries).
+    expires_at: Mapped[dt.datetime | None] = mapped_column(nullable=True, index=True)
+
+
+class LivenessChallengeRow(Base):
+    """A digit string asked of an account, so the same string is not asked again within the reuse period.
+
+    Plain digits: a challenge is read out loud in the call and worthless once
+    used; what matters is only that it is not asked again soon.
+    """
+
+    __tablename__ = "liveness_challenges"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(String(255), index=True)
+    digits: Mapped[str] = mapped_column(String(16))
+    issued_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)

@@ -28,9 +28,19 @@ from voiceprints.config import CoreConfig
 from voiceprints.errors import StoreError, StoreUnavailableError, UnknownSpeakerError, VoiceprintError
 from voiceprints.store.base import Calibration, EnrolmentMeta, Voiceprint, VoiceprintSummary
 from voiceprints.private_files import ensure_private_dir, ensure_private_file
-from voiceprints.store.crypto import KeyRing, record_aad, vector_from_bytes, vector_to_bytes
+from voiceprints.store.crypto import KeyRing, labelled_aad, record_aad, vector_from_bytes, vector_to_bytes
 from voiceprints.store.migrate import upgrade
-from voiceprints.store.models import CalibrationRow, Erasure, Speaker, VoiceprintRow, utcnow
+from voiceprints.store.models import (
+    CalibrationRow,
+    DigitTemplateRow,
+    Erasure,
+    LivenessChallengeRow,
+    ReplayFingerprintRow,
+    Speaker,
+    VoiceprintRow,
+    WatchlistEntryRow,
+    utcnow,
+)
 from voiceprints.store.engines import normalise_url, open_engine, sqlite_file
 
 log = logging.getLogger(__name__)
@@ -248,6 +258,9 @@ class SqlVoiceprintStore:
             # Explicit, not only ON DELETE CASCADE: erasure must not depend on a
             # connection having PRAGMA foreign_keys switched on.
             session.execute(delete(VoiceprintRow).where(VoiceprintRow.speaker_id == pk))
+            session.execute(delete(DigitTemplateRow).where(DigitTemplateRow.speaker_id == pk))
+            session.execute(delete(ReplayFingerprintRow).where(ReplayFingerprintRow.speaker_id == pk))
+            session.execute(delete(LivenessChallengeRow).where(LivenessChallengeRow.account == speaker_id))
             session.execute(delete(Speaker).where(Speaker.id == pk))
             now = utcnow()
             session.execute(delete(Erasure).where(Erasure.at < now - dt.timedelta(seconds=ERASURE_MEMORY_S)))
@@ -275,6 +288,15 @@ class SqlVoiceprintStore:
                 .where(VoiceprintRow.speaker_id == speaker.id)
                 .order_by(VoiceprintRow.model_id)
             ).all()
+            templates = session.execute(
+                select(DigitTemplateRow.feature_version, DigitTemplateRow.template_count, DigitTemplateRow.created_at)
+                .where(DigitTemplateRow.speaker_id == speaker.id)
+            ).all()
+            fingerprints = session.execute(
+                select(ReplayFingerprintRow.source, ReplayFingerprintRow.created_at)
+                .where(ReplayFingerprintRow.speaker_id == speaker.id)
+                .order_by(ReplayFingerprintRow.created_at)
+            ).all()
         voiceprints = []
         for row in rows:
             vp = self._voiceprint(speaker_id, row)
@@ -296,6 +318,10 @@ class SqlVoiceprintStore:
             "created_at": speaker.created_at.isoformat(),
             "updated_at": speaker.updated_at.isoformat(),
             "voiceprints": voiceprints,
+            # Derived from audio, not audio: listed so the subject knows they exist.
+            "digit_templates": [{"feature_version": v, "templates": n, "created_at": at.isoformat()}
+                                for v, n, at in templates],
+            "replay_fingerprints": [{"source": src, "created_at": at.isoformat()} for src, at in fingerprints],
             "audio": "not retained",
         }
 
@@ -343,6 +369,30 @@ class SqlVoiceprintStore:
             created_at=row.created_at,
         )
 
+    # --- for the stores of the attack defences (same database, same keys) -------
+    @contextmanager
+    def write_session(self) -> Iterator[Session]:
+        """One write transaction with the store's locking and error translation."""
+        with self._writing() as session:
+            yield session
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        with self._guard(), self._read_session.begin() as session:
+            yield session
+
+    def insert(self, table: Any) -> Any:
+        """A dialect INSERT (with ON CONFLICT support) for ``table``."""
+        return self._insert(table)
+
+    def upsert_speaker(self, session: Session, speaker_id: str) -> int:
+        """The speaker's row id, creating the row if needed (inside ``session``)."""
+        _check_ids(speaker_id, "-")
+        return self._upsert_speaker(session, speaker_id, utcnow())
+
+    def speaker_pk(self, session: Session, speaker_id: str) -> int | None:
+        return session.execute(select(Speaker.id).where(Speaker.external_id == speaker_id)).scalar_one_or_none()
+
     # --- keys ------------------------------------------------------------
     def rotate_keys(self, batch_size: int = ROTATE_BATCH) -> int:
         """Re-encrypt every record not under the primary key, ``batch_size`` per transaction.
@@ -382,8 +432,41 @@ class SqlVoiceprintStore:
                 session.execute(update(VoiceprintRow), updates)
                 total += len(updates)
             log.info("re-encrypted %d voiceprints under key %r", total, primary)
+        total += self._rotate_other(batch_size)
         if total:
             self._checkpoint()  # old ciphertexts out of the WAL too
+        return total
+
+    def _rotate_other(self, batch_size: int) -> int:
+        """Re-encrypt digit templates, replay fingerprints and watchlist entries not under the primary key."""
+        primary = self._keyring.primary_id
+        tables: list[tuple[Any, Any, Any]] = [
+            (DigitTemplateRow, select(DigitTemplateRow.id, Speaker.external_id, DigitTemplateRow.feature_version,
+                                      DigitTemplateRow.key_id, DigitTemplateRow.ciphertext).join(
+                Speaker, Speaker.id == DigitTemplateRow.speaker_id), "digit-templates"),
+            (ReplayFingerprintRow, select(ReplayFingerprintRow.id, Speaker.external_id, ReplayFingerprintRow.source,
+                                          ReplayFingerprintRow.key_id, ReplayFingerprintRow.ciphertext).join(
+                Speaker, Speaker.id == ReplayFingerprintRow.speaker_id), "replay-fingerprint"),
+            (WatchlistEntryRow, select(WatchlistEntryRow.id, WatchlistEntryRow.name, WatchlistEntryRow.model_id,
+                                       WatchlistEntryRow.key_id, WatchlistEntryRow.ciphertext), "watchlist"),
+        ]
+        total = 0
+        for table, stmt, label in tables:
+            while True:
+                with self._writing() as session:
+                    batch = stmt.where(table.key_id != primary).order_by(table.id).limit(batch_size)
+                    if self._dialect == "postgresql":
+                        batch = batch.with_for_update(of=table)
+                    rows = session.execute(batch).all()
+                    if not rows:
+                        break
+                    updates = []
+                    for pk, owner, part, key_id, blob in rows:
+                        aad = labelled_aad(label, owner, part)
+                        new_key_id, new_blob = self._keyring.encrypt(self._keyring.decrypt(key_id, blob, aad), aad)
+                        updates.append({"id": pk, "key_id": new_key_id, "ciphertext": new_blob})
+                    session.execute(update(table), updates)
+                    total += len(updates)
         return total
 
     def speakers(self) -> Sequence[str]:

@@ -1,0 +1,155 @@
+"""Liveness challenge: the caller repeats a random digit string; the digits are checked against
+templates of their own voice recorded at enrolment, in whatever language they speak."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from tests.speech import SPEAKERS, synth
+from voiceprints.audio.clip import AudioClip
+from voiceprints.audio.telephone import telephone_channel
+from voiceprints.errors import EnrolmentError
+from voiceprints.liveness import DigitStringVerifier, DigitTemplates, new_challenge, random_digits
+from voiceprints.liveness.challenge import ChallengeExhaustedError
+from voiceprints.liveness.store import SqlChallengeHistory, SqlDigitTemplateStore
+from voiceprints.store import EnrolmentMeta, KeyRing, SqlVoiceprintStore
+
+ENGLISH = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+SPANISH = ("cero", "uno", "dos", "tres", "cuatro", "cinco", "seis", "siete", "ocho", "nueve")
+MAX_MARGIN = 0.15  # LivenessConfig's default, measured on FSDD (scripts/bench_attacks.py)
+
+
+@pytest.fixture(scope="module")
+def caller(speech_cache):
+    """``caller(speaker, words, speed, voice=None)``: the words as one telephone recording.
+
+    Enrolment words are spoken one by one with 0.3 s pauses (as the enrolment prompt asks);
+    a challenge answer is one phrase, digits run together.
+    """
+
+    def speak(name: str, words: list[str] | str, speed: int, voice: str | None = None) -> AudioClip:
+        who = dataclasses.replace(SPEAKERS[name], speed=speed, **({"voice": voice} if voice else {}))
+        if isinstance(words, str):
+            return telephone_channel(synth(who, words, 16000, speech_cache))
+        rng = np.random.default_rng(speed)
+        parts = []
+        for word in words:
+            parts.append(synth(who, word, 16000, speech_cache).samples)
+            parts.append((rng.standard_normal(4800) * 1e-3).astype(np.float32))
+        return telephone_channel(AudioClip(np.concatenate(parts), 16000))
+
+    return speak
+
+
+@pytest.fixture(scope="module")
+def alice_templates(caller) -> DigitTemplates:
+    # The enrolment line: the ten digits, three times, at the caller's varying pace.
+    return DigitTemplates.from_sequences([caller("alice", list(ENGLISH), speed) for speed in (140, 160, 180)])
+
+
+def test_enrolment_makes_three_templates_per_digit(alice_templates):
+    assert alice_templates.per_digit() == {d: 3 for d in "0123456789"}
+    assert all(seq.shape[1] == 24 and len(seq) > 10 for seq in alice_templates.sequences)
+
+
+def test_the_right_digits_pass_and_a_wrong_string_fails(alice_templates, caller):
+    verifier = DigitStringVerifier(MAX_MARGIN)
+    answer = caller("alice", "four seven two nine", 170)
+    right = verifier.verify(alice_templates, answer, "4729")
+    assert right.passed and right.heard == "4729", right.reason
+    wrong = verifier.verify(alice_templates, answer, "1385")  # an earlier answer replayed to a new challenge
+    assert not wrong.passed and "not 1385" in wrong.reason
+    assert wrong.margin is not None and wrong.margin > MAX_MARGIN
+
+
+def test_one_changed_digit_in_a_longer_string_fails(alice_templates, caller):
+    verifier = DigitStringVerifier(MAX_MARGIN)
+    answer = caller("alice", "five zero eight one seven", 165)
+    assert verifier.verify(alice_templates, answer, "50817").passed
+    changed = verifier.verify(alice_templates, answer, "50816")
+    assert not changed.passed and changed.heard == "50817"
+
+
+def test_too_little_speech_fails_with_a_reason(alice_templates, caller):
+    result = DigitStringVerifier(MAX_MARGIN).verify(alice_templates, caller("alice", "four", 170), "472951")
+    assert not result.passed and result.margin is None and "speech" in result.reason
+
+
+def test_spanish_digits_work_with_spanish_templates(caller):
+    """Language-independent: the templates are the caller's own words for the digits."""
+    templates = DigitTemplates.from_sequences(
+        [caller("dave", list(SPANISH), speed, voice="es") for speed in (140, 160, 180)])
+    verifier = DigitStringVerifier(MAX_MARGIN)
+    answer = caller("dave", "tres ocho cero seis", 165, voice="es")
+    assert verifier.verify(templates, answer, "3806").passed
+    assert not verifier.verify(templates, answer, "2514").passed
+
+
+def test_enrolment_without_pauses_is_refused_with_what_to_do(caller):
+    with pytest.raises(EnrolmentError, match="pause after each"):
+        DigitTemplates.from_sequences([caller("alice", " ".join(ENGLISH), 170)])
+
+
+def test_templates_survive_serialisation(alice_templates):
+    again = DigitTemplates.from_bytes(alice_templates.to_bytes())
+    assert again.labels == alice_templates.labels and again.feature_version == alice_templates.feature_version
+    assert all(np.array_equal(a, b) for a, b in zip(again.sequences, alice_templates.sequences))
+    with pytest.raises(ValueError):
+        DigitTemplates.from_bytes(b"not templates")
+
+
+@pytest.fixture
+def store(tmp_path):
+    with SqlVoiceprintStore(f"sqlite:///{tmp_path / 'vp.db'}", KeyRing([("k1", bytes(range(32)))])) as s:
+        yield s
+
+
+def test_templates_are_stored_encrypted_and_erased_with_the_speaker(store, alice_templates):
+    templates = SqlDigitTemplateStore(store)
+    templates.save("4572", alice_templates)
+    loaded = templates.get("4572")
+    assert loaded is not None and len(loaded) == len(alice_templates)
+    raw = store.engine.raw_connection()
+    try:
+        (blob,) = raw.execute("SELECT ciphertext FROM digit_templates").fetchone()
+    finally:
+        raw.close()
+    assert alice_templates.to_bytes()[:200] not in bytes(blob)
+    store.save_voiceprint("4572", "m", np.ones(4, np.float32), EnrolmentMeta(3, 9.0))
+    assert store.export_speaker("4572")["digit_templates"][0]["templates"] == 30
+    assert store.delete_speaker("4572")
+    assert templates.get("4572") is None
+
+
+def test_challenges_are_random_digits_of_the_configured_length():
+    strings = {random_digits(4, 6) for _ in range(200)}
+    assert {len(s) for s in strings} == {4, 5, 6} and all(s.isdigit() for s in strings)
+    assert len(strings) > 190  # 10^4..10^6 possibilities: repeats are rare
+
+
+def test_a_string_is_not_asked_again_of_the_account_within_the_reuse_period(store):
+    history = SqlChallengeHistory(store)
+    now = dt.datetime(2026, 11, 30, tzinfo=dt.timezone.utc)
+    # Every 3-digit string but one was asked of account A yesterday: the only fresh one comes out.
+    for n in range(999):
+        history.record("A", f"{n:03d}", now - dt.timedelta(days=1))
+    assert new_challenge("A", history, min_digits=3, max_digits=3, reuse_days=30, now=now) == "999"
+    assert "999" in history.recent("A", now - dt.timedelta(days=30))
+    with pytest.raises(ChallengeExhaustedError, match="REUSE_DAYS"):
+        new_challenge("A", history, min_digits=3, max_digits=3, reuse_days=30, now=now)
+    # After the reuse period, and for other accounts, strings are free again.
+    assert len(new_challenge("A", history, min_digits=3, max_digits=3, reuse_days=30,
+                             now=now + dt.timedelta(days=40))) == 3
+    assert history.recent("B", now - dt.timedelta(days=30)) == set()
+    assert history.purge(now) == 999
+
+
+def test_a_sentence_instead_of_the_digits_fails(alice_templates, say):
+    """What a replayed recording of an earlier call would say: not the digits."""
+    sentence = telephone_channel(say("alice", "I would like to check the balance of my savings account today."))
+    result = DigitStringVerifier(MAX_MARGIN).verify(alice_templates, sentence, "4729")
+    assert not result.passed, result.reason

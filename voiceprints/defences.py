@@ -1,0 +1,155 @@
+"""Beyond "does the voice match": is it live, is it a replay, is it synthetic, is it a known fraudster?
+
+One object the flows ask, next to the engine, so that they never assemble
+the four defences themselves (their measurements and settings are in the
+README and ``voiceprints.config``). Everything here is synchronous and runs
+on the engine's executor through the ``a*`` wrappers.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence, TypeVar
+
+import numpy as np
+
+from voiceprints.audio.clip import AudioClip
+from voiceprints.engine import VoiceprintEngine
+from voiceprints.errors import TooLittleSpeechError
+from voiceprints.liveness import DigitStringVerifier, DigitTemplates, LivenessResult, new_challenge
+from voiceprints.liveness.store import SqlChallengeHistory, SqlDigitTemplateStore
+from voiceprints.replay import check_replay, fingerprint
+from voiceprints.replay.store import SqlFingerprintStore
+from voiceprints.spoof.detector import SpoofDetector
+from voiceprints.watchlist import SqlWatchlistStore, WatchlistResult, WatchlistScreen
+
+T = TypeVar("T")
+
+# Risk names as the policy and the dialplan (VOICEAUTH_RISK) know them.
+REPLAY, SYNTHETIC, WATCHLIST = "replay", "synthetic", "watchlist"
+# A changed watchlist is picked up by every worker within this long (the list is re-read when it is
+# older; its size and newest entry are checked on every call, so an addition is seen at once).
+WATCHLIST_TTL_S = 60.0
+
+
+@dataclass(frozen=True)
+class RiskReport:
+    """What the checks of one recording found; ``risks`` is empty when nothing was found."""
+
+    risks: tuple[str, ...]
+    details: tuple[str, ...] = ()
+    watchlist: WatchlistResult | None = None
+    costs_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(self.details)
+
+
+class AttackDefences:
+    def __init__(self, engine: VoiceprintEngine) -> None:
+        self.engine = engine
+        config = engine.config
+        store = engine.store
+        self._templates = SqlDigitTemplateStore(store)  # type: ignore[arg-type]
+        self._challenges = SqlChallengeHistory(store)  # type: ignore[arg-type]
+        self._fingerprints = SqlFingerprintStore(store, keep=config.replay.keep_per_account)  # type: ignore[arg-type]
+        self._watchlist = SqlWatchlistStore(store)  # type: ignore[arg-type]
+        self._verifier = DigitStringVerifier.from_config(config.liveness)
+        self._spoof = SpoofDetector.from_config(config.spoof) if config.spoof.enabled else None
+        self._lock = threading.Lock()
+        self._screen: tuple[tuple[int, int], float, WatchlistScreen] | None = None
+
+    # --- liveness -----------------------------------------------------------
+    def digit_templates(self, recordings: Sequence[AudioClip]) -> DigitTemplates:
+        """Templates from the enrolment line's "zero ... nine" recordings; EnrolmentError says what to redo."""
+        return DigitTemplates.from_sequences(recordings)
+
+    def has_templates(self, account: str) -> bool:
+        return self._templates.get(account) is not None
+
+    def challenge(self, account: str) -> str:
+        liveness = self.engine.config.liveness
+        return new_challenge(account, self._challenges, min_digits=liveness.min_digits,
+                             max_digits=liveness.max_digits, reuse_days=liveness.reuse_days)
+
+    def check_challenge(self, account: str, clip: AudioClip, asked: str) -> LivenessResult | None:
+        """None when the account has no digit templates (enrolled before the digits were asked)."""
+        templates = self._templates.get(account)
+        return None if templates is None else self._verifier.verify(templates, clip, asked)
+
+    # --- enrolment ------------------------------------------------------------
+    def screen_enrolment(self, vector: np.ndarray) -> WatchlistResult:
+        return self._watchlist_screen().screen(vector)
+
+    def remember_enrolment(self, account: str, templates: DigitTemplates | None, clips: Sequence[AudioClip]) -> None:
+        """Store the digit templates (if any; old ones go) and the fingerprints of what was said.
+
+        A later replay of the enrolment recordings is then flagged.
+        """
+        if templates is not None:
+            self._templates.save(account, templates)
+        else:
+            self._templates.delete(account)  # templates of a replaced voiceprint belong to the old voice
+        for clip in clips:
+            self._fingerprints.add(account, fingerprint(clip), "enrolment")
+
+    # --- verification ---------------------------------------------------------
+    def screen_call(self, account: str | None, clip: AudioClip, embedding: np.ndarray | None) -> RiskReport:
+        """Replay (against this account's earlier recordings), synthetic voice (when enabled), watchlist."""
+        risks: list[str] = []
+        details: list[str] = []
+        costs: dict[str, float] = {}
+        watch = None
+        if account is not None:
+            started = time.perf_counter()
+            print_ = fingerprint(clip)
+            replay = check_replay(print_, self._fingerprints.references(account), self.engine.config.replay.threshold)
+            self._fingerprints.add(account, print_, "verification")
+            costs[REPLAY] = _ms(started)
+            if replay.replay:
+                risks.append(REPLAY)
+                details.append(replay.reason)
+        if self._spoof is not None:
+            started = time.perf_counter()
+            try:
+                spoof = self._spoof.score(clip)
+            except TooLittleSpeechError:
+                spoof = None
+            costs[SYNTHETIC] = _ms(started)
+            if spoof is not None and spoof.flagged:
+                risks.append(SYNTHETIC)
+                details.append(spoof.reason)
+        if embedding is not None:
+            started = time.perf_counter()
+            watch = self._watchlist_screen().screen(embedding)
+            costs[WATCHLIST] = _ms(started)
+            if watch.hit:
+                risks.append(WATCHLIST)
+                details.append(watch.reason)
+        return RiskReport(tuple(risks), tuple(details), watch, costs)
+
+    def _watchlist_screen(self) -> WatchlistScreen:
+        model = self.engine.model_id
+        version = self._watchlist.version(model)
+        with self._lock:
+            cached = self._screen
+            if cached and cached[0] == version and time.monotonic() - cached[1] < WATCHLIST_TTL_S:
+                return cached[2]
+        names, matrix = self._watchlist.load_matrix(model)
+        _, population = self.engine.store.load_matrix(model)
+        config = self.engine.config.watchlist
+        screen = WatchlistScreen(model, names, matrix, threshold=config.threshold,
+                                 uncentred_threshold=config.uncentred_threshold, population=population)
+        with self._lock:
+            self._screen = (version, time.monotonic(), screen)
+        return screen
+
+    async def run(self, fn: Callable[..., T], *args: object) -> T:
+        return await self.engine.run(fn, *args)  # type: ignore[no-any-return]
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000.0, 1)

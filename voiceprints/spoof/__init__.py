@@ -1,0 +1,1 @@
+"""Synthetic-voice risk: the AASIST countermeasure, with this project's own model code."""
