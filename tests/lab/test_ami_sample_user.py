@@ -21,7 +21,7 @@ from ivr.call import CallSession, FlowResult, Result
 from ivr.settings import Settings
 from ivr.transports.asterisk.ami import AmiAuthError, AmiClient, AmiError
 from scripts.lab.asterisk import Lab
-from scripts.lab.callers import DialplanResults, pause, place_call
+from scripts.lab.callers import DialplanResults, place_call
 
 pytestmark = [pytest.mark.lab, pytest.mark.asyncio(loop_scope="module")]
 
@@ -98,7 +98,7 @@ async def test_the_worker_serves_an_audiosocket_call_logged_in_as_the_sample_use
         await service.start()
         try:
             await service.transport("asterisk").ami.wait_connected(15)
-            call = await place_call(asterisk, "74711", [pause(3000)], caller="sample-ami", workdir=tmp_path)
+            call = await place_call(asterisk, "74711", [], caller="sample-ami", workdir=tmp_path)
             report = await results.of("sample-ami", timeout=15)
         finally:
             await service.stop(grace_s=2)
