@@ -50,9 +50,28 @@ def test_an_enrolled_caller_is_asked_for_their_voice_first(policy) -> None:
     assert (decision.action, decision.next_factor, decision.rule) == (Action.STEP_UP, VOICE, "start")
 
 
-def test_a_matching_voice_is_accepted_and_the_rule_is_named(policy) -> None:
+def test_a_matching_voice_must_repeat_random_digits_where_templates_are_on_file(policy) -> None:
     decision = decide(policy, DecisionContext(enrolled(), tried((VOICE, PASS, 0.81))))
-    assert (decision.action, decision.rule) == (Action.ACCEPT, "voice-pass")
+    assert (decision.action, decision.next_factor, decision.rule) == (Action.STEP_UP, Factor.LIVENESS, "voice-pass")
+    live = decide(policy, DecisionContext(enrolled(), tried((VOICE, PASS, 0.81), (Factor.LIVENESS, PASS))))
+    assert (live.action, live.rule) == (Action.ACCEPT, "liveness-pass")
+    dead = decide(policy, DecisionContext(enrolled(), tried((VOICE, PASS, 0.81), (Factor.LIVENESS, FAIL))))
+    assert (dead.action, dead.next_factor, dead.rule) == (Action.STEP_UP, OTP, "liveness-not-passed")
+
+
+def test_a_matching_voice_without_digit_templates_is_accepted_and_the_rule_is_named(policy) -> None:
+    no_templates = enrolled(available=ALL - {Factor.LIVENESS})
+    decision = decide(policy, DecisionContext(no_templates, tried((VOICE, PASS, 0.81))))
+    assert (decision.action, decision.rule) == (Action.ACCEPT, "voice-pass-without-liveness")
+
+
+def test_what_the_voice_checks_found_comes_before_any_accept(policy) -> None:
+    from ivr.policy.model import Risk
+
+    replay = decide(policy, DecisionContext(enrolled(), (FactorAttempt(VOICE, PASS, 0.9, risks=(Risk.REPLAY,)),)))
+    assert (replay.action, replay.rule, replay.result) == (Action.REJECT, "replayed", "FAIL")
+    listed = decide(policy, DecisionContext(enrolled(), (FactorAttempt(VOICE, PASS, 0.9, risks=(Risk.WATCHLIST,)),)))
+    assert (listed.action, listed.rule) == (Action.ROUTE_TO_AGENT, "watchlisted")
 
 
 def test_an_inconclusive_voice_steps_up_to_a_code_and_only_a_grey_voice_to_questions(policy) -> None:
@@ -181,8 +200,9 @@ def test_the_shipped_policy_has_no_path_that_accepts_on_knowledge_answers_alone(
 
 def test_with_voice_alone_not_enough_a_voice_pass_is_confirmed_by_another_factor() -> None:
     strict = load_policy(overrides={"voice_alone_accepts": False})
-    decision = decide(strict, DecisionContext(enrolled(), tried((VOICE, PASS, 0.9))))
-    assert (decision.action, decision.next_factor, decision.rule) == (Action.STEP_UP, OTP, "voice-pass")
+    decision = decide(strict, DecisionContext(enrolled(available=ALL - {Factor.LIVENESS}), tried((VOICE, PASS, 0.9))))
+    assert (decision.action, decision.next_factor, decision.rule) == (
+        Action.STEP_UP, OTP, "voice-pass-without-liveness")
     assert "voice alone is not enough" in decision.reason
     confirmed = decide(strict, DecisionContext(enrolled(), tried((VOICE, PASS, 0.9), (OTP, PASS))))
     assert confirmed.action is Action.ACCEPT

@@ -89,9 +89,10 @@ def test_schema_has_no_place_for_plaintext_vectors_or_audio():
         if isinstance(column.type, LargeBinary)
     ]
     # Every binary column is AES-GCM ciphertext: voiceprints, watchlist voiceprints,
-    # digit templates and replay fingerprints (features derived from audio, never audio).
+    # digit templates, replay fingerprints and recent calls' embeddings (derived from audio, never audio).
     assert sorted(binary_columns) == [
         "digit_templates.ciphertext",
+        "recent_calls.ciphertext",
         "replay_fingerprints.ciphertext",
         "voiceprints.ciphertext",
         "watchlist_entries.ciphertext",

@@ -86,8 +86,12 @@ def test_retention_purges_old_fingerprints_spent_challenges_and_expired_entries(
     SqlChallengeHistory(store).record("4572", "1385", now)
     SqlWatchlistStore(store).add("call-1", "m", unit_vectors(1, 8)[0], source="call: 1", net_speech_s=4.0,
                                  expires_at=now - dt.timedelta(days=1))
-    report = purge_defence_data(store, CoreConfig(), now)  # defaults: 90 days, 30 days
-    assert report.to_dict() == {"replay_fingerprints": 1, "liveness_challenges": 1, "watchlist_entries": 1}
+    from voiceprints.watchlist.calls import SqlCallEmbeddings
+
+    SqlCallEmbeddings(store).add("call-2", "m", unit_vectors(1, 8)[0], 4.0)  # today: kept
+    report = purge_defence_data(store, CoreConfig(), now + dt.timedelta(days=8))  # defaults: 90, 30, 7 days
+    assert report.to_dict() == {"replay_fingerprints": 1, "liveness_challenges": 1, "watchlist_entries": 1,
+                                "recent_calls": 1}
     assert len(SqlFingerprintStore(store).references("4572")) == 1
 
 

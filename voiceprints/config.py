@@ -150,6 +150,9 @@ class WatchlistConfig(BaseModel):
     uncentred_threshold: float = Field(0.93, ge=-1, le=1)
     # Entries made from a call's audio are deleted after this many days (None: kept until removed).
     call_entry_days: int | None = Field(365, ge=1)
+    # Each verification's embedding (never audio) is kept this long, so a call found to be fraud can be
+    # listed with `ivr watchlist add-call CALL_ID`; 0 keeps none.
+    call_memory_days: int = Field(7, ge=0)
 
 
 def default_data_dir() -> Path:

@@ -24,6 +24,7 @@ from voiceprints.replay import check_replay, fingerprint
 from voiceprints.replay.store import SqlFingerprintStore
 from voiceprints.spoof.detector import SpoofDetector
 from voiceprints.watchlist import SqlWatchlistStore, WatchlistResult, WatchlistScreen
+from voiceprints.watchlist.calls import SqlCallEmbeddings
 
 T = TypeVar("T")
 
@@ -57,6 +58,7 @@ class AttackDefences:
         self._challenges = SqlChallengeHistory(store)  # type: ignore[arg-type]
         self._fingerprints = SqlFingerprintStore(store, keep=config.replay.keep_per_account)  # type: ignore[arg-type]
         self._watchlist = SqlWatchlistStore(store)  # type: ignore[arg-type]
+        self._calls = SqlCallEmbeddings(store)  # type: ignore[arg-type]
         self._verifier = DigitStringVerifier.from_config(config.liveness)
         self._spoof = SpoofDetector.from_config(config.spoof) if config.spoof.enabled else None
         self._lock = threading.Lock()
@@ -97,12 +99,20 @@ class AttackDefences:
             self._fingerprints.add(account, fingerprint(clip), "enrolment")
 
     # --- verification ---------------------------------------------------------
-    def screen_call(self, account: str | None, clip: AudioClip, embedding: np.ndarray | None) -> RiskReport:
-        """Replay (against this account's earlier recordings), synthetic voice (when enabled), watchlist."""
+    def screen_call(self, account: str | None, clip: AudioClip, embedding: np.ndarray | None,
+                    call_id: str | None = None) -> RiskReport:
+        """Replay (against this account's earlier recordings), synthetic voice (when enabled), watchlist.
+
+        The call's embedding is kept for ``call_memory_days`` under ``call_id`` (watchlist add-call).
+        """
         risks: list[str] = []
         details: list[str] = []
         costs: dict[str, float] = {}
         watch = None
+        if embedding is None:
+            # No usable speech (silence, noise, a cough): nothing of a voice to compare, and
+            # fingerprints of line noise would make the next silent call look like a replay.
+            return RiskReport((), (), None, costs)
         if account is not None:
             started = time.perf_counter()
             print_ = fingerprint(clip)
@@ -122,13 +132,14 @@ class AttackDefences:
             if spoof is not None and spoof.flagged:
                 risks.append(SYNTHETIC)
                 details.append(spoof.reason)
-        if embedding is not None:
-            started = time.perf_counter()
-            watch = self._watchlist_screen().screen(embedding)
-            costs[WATCHLIST] = _ms(started)
-            if watch.hit:
-                risks.append(WATCHLIST)
-                details.append(watch.reason)
+        if call_id and self.engine.config.watchlist.call_memory_days:
+            self._calls.add(call_id, self.engine.model_id, embedding, clip.duration_s)
+        started = time.perf_counter()
+        watch = self._watchlist_screen().screen(embedding)
+        costs[WATCHLIST] = _ms(started)
+        if watch.hit:
+            risks.append(WATCHLIST)
+            details.append(watch.reason)
         return RiskReport(tuple(risks), tuple(details), watch, costs)
 
     def _watchlist_screen(self) -> WatchlistScreen:

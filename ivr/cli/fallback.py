@@ -545,6 +545,12 @@ def purge(
         limits=Limits(db, settings.limits),
         dry_run=dry_run,
     )
+    data, text = report.to_dict(), report.text()
     if not dry_run:
-        _audit_admin(ctx, "purge", None, report.text())
-    emit(report.to_dict(), as_json, report.text())
+        from voiceprints.store.defence_purge import purge_defence_data
+
+        defences = purge_defence_data(ctx_of(ctx).store(), settings.core())
+        data["defences"] = defences.to_dict()
+        text += "; " + ", ".join(f"{n} {what.replace('_', ' ')}" for what, n in defences.to_dict().items())
+        _audit_admin(ctx, "purge", None, text)
+    emit(data, as_json, text)

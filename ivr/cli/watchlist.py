@@ -41,7 +41,33 @@ def add(ctx: typer.Context, name: str = typer.Argument(..., help="Name of the en
     entry = SqlWatchlistStore(cli.store()).add(
         name, engine.model_id, vector, source="files: " + ", ".join(f.name for f in files), note=note,
         net_speech_s=speech_s)
+    cli.audit("watchlist-add", None, f"watchlist entry {name} added from {len(files)} recording(s)")
     emit(entry.to_dict(), as_json, f"added {name} to the watchlist: {speech_s:.1f} s of speech (model {entry.model_id})")
+
+
+@watchlist_app.command("add-call")
+@reports_errors
+def add_call(ctx: typer.Context, call_id: str = typer.Argument(..., help="The call's id (VOICEAUTH_UUID, in the "
+                                                                         "audit log and the worker's log)."),
+             name: str = typer.Option(..., "--name", help="Name of the entry, e.g. a fraud case reference."),
+             note: str = typer.Option("", "--note", help="Why the voice is on the list."),
+             as_json: bool = JSON) -> None:
+    """Put the voice of a recent call (found to be fraud) on the watchlist; it expires by itself."""
+    import datetime as dt
+
+    from voiceprints.store.models import utcnow
+    from voiceprints.watchlist import SqlWatchlistStore
+    from voiceprints.watchlist.calls import SqlCallEmbeddings
+
+    cli = ctx_of(ctx)
+    model_id, vector, speech_s = SqlCallEmbeddings(cli.store()).get(call_id)
+    days = cli.settings.watchlist.call_entry_days
+    entry = SqlWatchlistStore(cli.store()).add(
+        name, model_id, vector, source=f"call: {call_id}", note=note, net_speech_s=speech_s,
+        expires_at=utcnow() + dt.timedelta(days=days) if days else None)
+    cli.audit("watchlist-add", None, f"watchlist entry {name} added from call {call_id}")
+    emit(entry.to_dict(), as_json, f"added {name} to the watchlist from call {call_id}"
+         + (f"; it expires in {days} days" if days else ""))
 
 
 @watchlist_app.command("list")
@@ -64,6 +90,8 @@ def remove(ctx: typer.Context, name: str = typer.Argument(..., help="Entry to de
     from voiceprints.watchlist import SqlWatchlistStore
 
     removed = SqlWatchlistStore(ctx_of(ctx).store()).remove(name)
+    if removed:
+        ctx_of(ctx).audit("watchlist-del", None, f"watchlist entry {name} removed")
     emit({"name": name, "removed": removed}, as_json,
          f"removed {name} ({removed} entr{'y' if removed == 1 else 'ies'})" if removed else f"no entry named {name}")
     if not removed:

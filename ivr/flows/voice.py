@@ -64,21 +64,21 @@ class VoiceStep:
         if unscored is not None:
             # No voiceprint to score: the same embedding work, screened against the watchlist only.
             embedding = await self.engine.run(self.engine.embed_speech, speech.clip, speech.analysis)
-            risks = await self._screen(None, speech.clip, embedding)
+            risks = await self._screen(None, speech.clip, embedding, io.call.info.call_id)
             detail = "; ".join(filter(None, [why_unscored, risks.reason]))
             return VoiceHeard(FactorAttempt(Factor.VOICE, unscored, detail=detail, risks=_risks(risks)))
         decision = await self.engine.averify(account, speech.clip, speech.analysis)
-        risks = await self._screen(account, speech.clip, decision.embedding)
+        risks = await self._screen(account, speech.clip, decision.embedding, io.call.info.call_id)
         attempt = FactorAttempt(Factor.VOICE, OUTCOME_FACTOR[decision.outcome], score=decision.score,
                                 threshold=decision.accept_threshold, latency_ms=decision.latency_ms,
                                 detail="; ".join([*decision.reasons, *risks.details]), grey_band=decision.grey_band,
                                 risks=_risks(risks))
         return VoiceHeard(attempt, decision.score, time.monotonic() - heard, (decision.latency_ms or 0.0) / 1000.0)
 
-    async def _screen(self, account: str | None, clip, embedding) -> RiskReport:  # type: ignore[no-untyped-def]
+    async def _screen(self, account: str | None, clip, embedding, call_id: str) -> RiskReport:  # type: ignore
         if self.defences is None:
             return RiskReport(())
-        return await self.defences.run(self.defences.screen_call, account, clip, embedding)
+        return await self.defences.run(self.defences.screen_call, account, clip, embedding, call_id)
 
 
 def _risks(report: RiskReport) -> tuple[Risk, ...]:

@@ -66,9 +66,19 @@ def audio(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     rng = np.random.default_rng(7)
     line_noise = (rng.standard_normal(8000 * 20) * 3e-4).astype(np.float32)  # a quiet, open line
     short = synth(SPEAKERS["alice"], "yes", 8000, cache).samples
+    def said(texts: tuple[str, ...]) -> list[np.ndarray]:
+        return [synth(SPEAKERS["alice"], text, 8000, cache).samples for text in texts]
+
     return {
         "alice_enrol": speech_file(work / "alice_enrol.ulaw", sentences("alice", range(0, 6))),
         "alice": speech_file(work / "alice.ulaw", sentences("alice", range(4, 8))),
+        # Every call of alice says something new: playing one recording twice is a replay (refused).
+        "alice_fastagi": speech_file(work / "alice_fastagi.ulaw", said((
+            "Hello, I am calling because my debit card was declined at the supermarket this morning.",
+            "I checked my balance online and there should be enough money in the account."))),
+        "alice_restart": speech_file(work / "alice_restart.ulaw", said((
+            "Good evening, I need to report that I lost my wallet on the bus this afternoon.",
+            "Please block the cards that were inside it and send me replacements."))),
         "frank": speech_file(work / "frank.ulaw", sentences("frank", range(4, 8))),
         "silence": speech_file(work / "silence.ulaw", [line_noise], gap_s=0),
         "short": speech_file(work / "short.ulaw", [short, line_noise], gap_s=0),
@@ -185,7 +195,7 @@ async def verification_calls(
         "nobody-unknown": ("100", verify_script("9999", audio["alice"]), audio["alice"]),
     })
     await batch({"frank-impostor": ("100", verify_script(ACCOUNT, audio["frank"]), audio["frank"])})
-    await batch({"alice-fastagi": ("400", verify_script(ACCOUNT, audio["alice"]), audio["alice"])})
+    await batch({"alice-fastagi": ("400", verify_script(ACCOUNT, audio["alice_fastagi"]), audio["alice_fastagi"])})
     callers = ("alice-genuine", "alice-silent", "alice-short", "nobody-unknown", "frank-impostor", "alice-fastagi")
     return {caller: await results.of(caller, timeout=15) for caller in callers}
 
@@ -336,9 +346,9 @@ async def test_worker_reconnects_to_a_restarted_asterisk_and_the_next_call_works
     await place_call(
         asterisk,
         "100",
-        verify_script(ACCOUNT, audio["alice"]),
+        verify_script(ACCOUNT, audio["alice_restart"]),
         caller="alice-after-restart",
         workdir=tmp_path,
-        audio=[audio["alice"]],
+        audio=[audio["alice_restart"]],
     )
     assert (await results.of("alice-after-restart", timeout=20))["Result"] == "PASS"

@@ -153,3 +153,27 @@ def _result(call: ScriptedCall):  # type: ignore[no-untyped-def]
 
     return FlowResult(Result(call.result["VOICEAUTH_RESULT"]),
                       risks=tuple(r.lower() for r in call.result["VOICEAUTH_RISK"].split(",") if r != "NONE"))
+
+
+async def test_a_call_found_to_be_fraud_is_listed_with_add_call_and_its_voice_is_then_flagged(
+        bank, utterances_of, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from ivr.cli.app import app
+
+    enrol_with_digits(bank, utterances_of, tmp_path)
+    fraud = caller(10, {"verify-speak": [Say(phone_speech(utterances_of, "frank", 5))]})
+    await run_call(bank.lines.voice_only(), fraud)
+    assert fraud.result["VOICEAUTH_RISK"] == "NONE"  # not known yet
+    monkeypatch.setenv("VOICEAUTH_DATA_DIR", str(bank.lines.engine.config.data_dir))
+    result = CliRunner().invoke(app, ["watchlist", "add-call", "rec-10", "--name", "case-2211"])
+    assert result.exit_code == 0, result.output
+    assert "expires in 365 days" in result.stdout
+    # The fraudster calls again, claiming another account (screened even without a voiceprint to score).
+    again = ScriptedCall({"enter-account": [Keys("4580#")],
+                          "verify-speak": [Say(phone_speech(utterances_of, "frank", 5))]},
+                         info=CallInfo("rec-11", "+573100000011", "en", {}))
+    await run_call(bank.lines.voice_only(), again)
+    assert again.result["VOICEAUTH_RISK"] == "WATCHLIST" and again.result["VOICEAUTH_RESULT"] != "PASS", again.result
+    unknown = CliRunner().invoke(app, ["watchlist", "add-call", "no-such-call", "--name", "x"])
+    assert unknown.exit_code != 0 and "no embedding is kept for call no-such-call" in unknown.output

@@ -18,6 +18,7 @@ class DefencePurge:
     replay_fingerprints: int  # older than VOICEAUTH_REPLAY__RETENTION_DAYS
     liveness_challenges: int  # asked before the reuse period: nothing needs them any more
     watchlist_entries: int  # past their expiry (entries made from a call's audio)
+    recent_calls: int  # call embeddings older than VOICEAUTH_WATCHLIST__CALL_MEMORY_DAYS
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -27,6 +28,7 @@ def purge_defence_data(store: SqlVoiceprintStore, config: CoreConfig, now: dt.da
                        ) -> DefencePurge:
     from voiceprints.liveness.store import SqlChallengeHistory
     from voiceprints.replay.store import SqlFingerprintStore
+    from voiceprints.watchlist.calls import SqlCallEmbeddings
     from voiceprints.watchlist.store import SqlWatchlistStore
 
     now = now or utcnow()
@@ -34,4 +36,5 @@ def purge_defence_data(store: SqlVoiceprintStore, config: CoreConfig, now: dt.da
         replay_fingerprints=SqlFingerprintStore(store).purge(now - dt.timedelta(days=config.replay.retention_days)),
         liveness_challenges=SqlChallengeHistory(store).purge(now - dt.timedelta(days=config.liveness.reuse_days)),
         watchlist_entries=SqlWatchlistStore(store).purge_expired(now),
+        recent_calls=SqlCallEmbeddings(store).purge(now - dt.timedelta(days=config.watchlist.call_memory_days)),
     )

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, text
 VERSION_TABLE = "voiceprints_alembic_version"
 STORE_TABLES = frozenset({
     "speakers", "voiceprints", "calibrations", "voiceprint_erasures",
-    "digit_templates", "replay_fingerprints", "watchlist_entries", "liveness_challenges",
+    "digit_templates", "replay_fingerprints", "watchlist_entries", "liveness_challenges", "recent_calls",
 })
 SCRIPT_LOCATION = Path(__file__).resolve().parent / "migrations"
 # Arbitrary constant for pg_advisory_xact_lock: serialises start-up migrations of

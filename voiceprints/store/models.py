@@ -202,3 +202,18 @@ class LivenessChallengeRow(Base):
     account: Mapped[str] = mapped_column(String(255), index=True)
     digits: Mapped[str] = mapped_column(String(16))
     issued_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
+class RecentCallRow(Base):
+    """The caller's embedding from one verification call, kept a few days so a call found to be fraud
+    can be put on the watchlist (``ivr watchlist add-call``). Never audio; encrypted; purged."""
+
+    __tablename__ = "recent_calls"
+
+    call_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model_id: Mapped[str] = mapped_column(String(128))
+    key_id: Mapped[str] = mapped_column(String(64))
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)  # nonce + AES-GCM(float32 LE vector) + tag
+    dim: Mapped[int] = mapped_column(Integer)
+    net_speech_s: Mapped[float] = mapped_column(Float)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
