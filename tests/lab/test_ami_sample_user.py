@@ -53,7 +53,7 @@ async def sample_user_loaded(asterisk: Lab) -> None:
     await asyncio.to_thread(asterisk.start)
 
 
-def test_the_sample_grants_neither_originate_nor_system_nor_command():
+async def test_the_sample_grants_neither_originate_nor_system_nor_command():
     section = SAMPLE.read_text().split("[voiceauth]", 1)[1]
     grants = {key: set(value.split(",")) for key, value in re.findall(r"^(read|write)=(\S+)", section, re.M)}
     assert grants == {"read": {"call", "dialplan"}, "write": {"call"}}
