@@ -15,14 +15,10 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ivr.flows.config import FlowConfig
-from ivr.service.config import (
-    AmiSettings,
-    AudioSocketSettings,
-    FastAgiSettings,
-    HttpSettings,
-    PromptSettings,
-    ServiceSettings,
-)
+from ivr.prompts.config import PromptSettings
+from ivr.service.config import HttpSettings, ServiceSettings
+from ivr.transports.asterisk.config import AmiSettings, AudioSocketSettings, FastAgiSettings
+from ivr.transports.twilio.config import TwilioSettings
 from ivr.consent.config import ConsentConfig, RetentionConfig
 from ivr.limits.config import LimitsConfig
 from ivr.policy.config import PolicySettings
@@ -61,12 +57,14 @@ class Settings(BaseSettings):
     watchlist: WatchlistConfig = WatchlistConfig()
     flows: FlowConfig = FlowConfig()
     # Telephony worker (`ivr serve`); see ivr/service/config.py and docs/admins.md.
-    ami: AmiSettings = AmiSettings()
-    audiosocket: AudioSocketSettings = AudioSocketSettings()
-    fastagi: FastAgiSettings = FastAgiSettings()
     http: HttpSettings = HttpSettings()
     prompts: PromptSettings = PromptSettings()
     service: ServiceSettings = ServiceSettings()
+    # Transports (ivr/transports/*/config.py): Asterisk (docs/admins.md), Twilio (docs/twilio.md).
+    ami: AmiSettings = AmiSettings()
+    audiosocket: AudioSocketSettings = AudioSocketSettings()
+    fastagi: FastAgiSettings = FastAgiSettings()
+    twilio: TwilioSettings = TwilioSettings()
     # Fallback factors: decision policy, attempt limits, consent, retention, server secrets.
     policy: PolicySettings = PolicySettings()
     limits: LimitsConfig = LimitsConfig()

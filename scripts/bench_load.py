@@ -11,14 +11,24 @@ collected" to the decision), the worker's CPU (% of one core, from
     .venv/bin/python scripts/bench_load.py                    # levels 10 20 30 40
     .venv/bin/python scripts/bench_load.py --levels 5 10 --calls-per-level 2
     .venv/bin/python scripts/bench_load.py --burst            # every call of a level at once
+    .venv/bin/python scripts/bench_load.py --twilio --levels 50 100   # Twilio Media Streams, no Asterisk
 
-Needs root (the lab chroot), sipp, espeak-ng.  Every caller is the same
+Asterisk mode needs root (the lab chroot), sipp, espeak-ng.  Every caller is the same
 synthetic genuine speaker (the demo's voice, ``ivr.demo.ANA``) claiming the
 same enrolled account (extension 7NNNN gives the account, so there is no
 keypad step): the load is the engine's, not the store's.  Uses the shipped
 (generated) prompts, so the worker also streams real prompt audio to every
 caller.  The worker, sipp and the lab Asterisk it started are stopped at the
 end, also on Ctrl-C or SIGTERM; a lab that was running before stays running.
+
+``--twilio``: the caller is the Twilio simulator (scripts/lab/twilio_caller.py)
+speaking the Media Streams wire format to ``ivr serve`` with Twilio switched
+on, over loopback: signed webhook, one stream per call with 20 ms μ-law
+frames in real time, the shipped prompts played back with marks, the
+``<Connect>`` action. Each concurrent caller claims an account of its own
+(one authentication per account at a time is a security rule), all enrolled
+with the same voice. The simulator runs in this process and takes CPU from
+the same cores: the machine's load average is printed with each level.
 """
 
 from __future__ import annotations
@@ -221,7 +231,11 @@ def main() -> int:
                         help="worst case: each level's calls all start within ~1 s (one wave per level)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (worker log)")
     parser.add_argument("--keep-lab", action="store_true", help="leave the lab Asterisk running afterwards")
+    parser.add_argument("--twilio", action="store_true",
+                        help="callers are Twilio Media Streams (the simulator) instead of sipp through Asterisk")
     args = parser.parse_args()
+    if args.twilio:
+        return twilio_main(args)
     for tool in ("sipp", "espeak-ng"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is not installed")
@@ -290,6 +304,168 @@ def bench(lab: Lab, work: Path, args: argparse.Namespace, rows: list[Level]) -> 
             print(f"  level {level} done in {rows[-1].wall_s:.0f} s", flush=True)
     finally:
         stop_process(worker, 60)
+
+
+# -- Twilio Media Streams mode ------------------------------------------------------------------
+
+TWILIO_TOKEN = "bench-auth-token"
+
+
+def twilio_main(args: argparse.Namespace) -> int:
+    import asyncio
+
+    for tool in ("espeak-ng",):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is not installed")
+    work = Path(tempfile.mkdtemp(prefix="bench_twilio."))
+    rows: list[Level] = []
+    try:
+        asyncio.run(bench_twilio(work, args, rows))
+    except KeyboardInterrupt:
+        print("\ninterrupted: the worker this bench started is stopped", file=sys.stderr)
+        return 130
+    finally:
+        if args.keep:
+            print(f"worker log: {work / 'worker.log'}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    print()
+    print_table(rows)
+    ok = [r.concurrency for r in rows if r.decision and percentile(r.decision, 95) <= 0.3
+          and r.answered == r.placed]
+    print(f"\nhighest level with every call answered and decision p95 <= 0.3 s: {max(ok) if ok else 'none'}")
+    return 0
+
+
+def enrol_accounts(env: dict[str, str], accounts: list[str]) -> None:
+    """One voice (the demo's Ana) enrolled under every account, in one process (one model load)."""
+    script = (
+        "import sys\n"
+        "from ivr.demo import ANA, ENROL_TEXTS\n"
+        "from ivr.settings import Settings\n"
+        "from ivr.synth import espeak\n"
+        "from voiceprints.audio.resample import resample\n"
+        "from voiceprints.engine import open_engine\n"
+        "engine = open_engine(Settings().core())\n"
+        "prepared = engine.prepare_enrolment([resample(espeak(ANA, t), 8000) for t in ENROL_TEXTS])\n"
+        "for account in sys.argv[1:]:\n"
+        "    engine.store_enrolment(account, prepared)\n"
+        "engine.close()\n")
+    subprocess.run([sys.executable, "-c", script, *accounts], env=env, check=True, timeout=900,
+                   capture_output=True)
+
+
+async def bench_twilio(work: Path, args: argparse.Namespace, rows: list[Level]) -> None:
+    import asyncio
+
+    from scripts.lab.reactions import Say
+    from scripts.lab.twilio_caller import TwilioSimulator
+    from voiceprints.audio.clip import AudioClip
+
+    http_port = free_port()
+    most = max(args.levels)
+    env = {**os.environ, "VOICEAUTH_DATA_DIR": str(work / "data"), "VOICEAUTH_AMI__ENABLED": "false",
+           "VOICEAUTH_FASTAGI__ENABLED": "false", "VOICEAUTH_AUDIOSOCKET__PORT": str(free_port()),
+           "VOICEAUTH_HTTP__PORT": str(http_port),
+           "VOICEAUTH_PROMPTS__GENERATED_DIR": str(REPO / ".lab" / "prompts"),
+           "VOICEAUTH_TWILIO__AUTH_TOKEN": TWILIO_TOKEN,
+           "VOICEAUTH_TWILIO__PUBLIC_URL": f"http://127.0.0.1:{http_port}",
+           "VOICEAUTH_TWILIO__RESULT_URL": "https://ivr.example/after", "VOICEAUTH_TWILIO__MAX_CALLS": str(most + 20),
+           # Every caller is a new number on one trunk: the trunk's rate is not what is measured here.
+           "VOICEAUTH_LIMITS__TRUNK__MAX_EVENTS": "100000",
+           # One voice under every account makes a degenerate cohort (all "other speakers" are the
+           # caller): score plain cosine, as the Asterisk mode does with its single account.
+           "VOICEAUTH_VERIFICATION__NORMALISATION": "none"}
+    accounts = [f"{5000 + n}" for n in range(most + 10)]
+    print(f"work dir {work}; enrolling {len(accounts)} accounts", flush=True)
+    enrol_accounts(env, accounts)
+
+    from ivr.demo import ANA, IMPOSTOR_TEXT, VERIFY_TEXT
+    from ivr.synth import espeak
+    from voiceprints.audio.resample import resample
+
+    speech = np.concatenate([resample(espeak(ANA, VERIFY_TEXT), 8000).samples,
+                             resample(espeak(ANA, IMPOSTOR_TEXT), 8000).samples])
+    answer = Say(AudioClip(speech, 8000), 1.0)
+    log = work / "worker.log"
+    with open(log, "wb") as out:
+        worker = subprocess.Popen([str(IVR), "serve"], env=env, stdout=out, stderr=out, start_new_session=True)
+    sim = TwilioSimulator(f"http://127.0.0.1:{http_port}", TWILIO_TOKEN, max_connections=most + 20, timeout_s=60)
+    try:
+        await asyncio.to_thread(wait_ready, http_port, worker, 300)
+        numbers = iter(range(10**6))
+
+        async def one_call(account: str) -> None:
+            try:
+                await sim.call({"verify-speak": [answer]}, f"flow=verify&account={account}",
+                               caller=f"+1555{next(numbers):07d}", max_s=120)
+            except Exception as exc:  # noqa: BLE001 - counted as unanswered
+                print(f"  call failed: {exc!r}", file=sys.stderr)
+
+        solo = await twilio_level(worker, http_port, log, 1, 1, 12.0, accounts, one_call)
+        call_s = solo.durations[0] if solo.durations else 12.0
+        print(f"single call: {call_s:.1f} s, decision {solo.decision}", flush=True)
+        for level in args.levels:
+            calls = level if args.burst else max(level, int(level * args.calls_per_level))
+            rows.append(await twilio_level(worker, http_port, log, level, calls, 0.0 if args.burst else call_s,
+                                           accounts, one_call))
+            print(f"  level {level} done in {rows[-1].wall_s:.0f} s, load average "
+                  f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}", flush=True)
+    finally:
+        await sim.aclose()
+        stop_process(worker, 60)
+
+
+async def twilio_level(worker: subprocess.Popen, http_port: int, log: Path, concurrency: int, calls: int,
+                       call_s: float, accounts: list[str], one_call) -> Level:  # type: ignore[no-untyped-def]
+    """``calls`` calls, at most ``concurrency`` at once, started evenly over one call length (0: all at once)."""
+    import asyncio
+
+    offset = len(log.read_text().splitlines())
+    cpu0, busy0, t0 = cpu_seconds(worker.pid), system_busy(), time.monotonic()
+    free = asyncio.Queue()
+    for account in accounts[:concurrency]:
+        free.put_nowait(account)
+    peak = {"rss": 0.0, "calls": 0}
+
+    async def watch() -> None:
+        while True:
+            peak["rss"] = max(peak["rss"], rss_mb(worker.pid))
+            peak["calls"] = max(peak["calls"], await asyncio.to_thread(in_progress, http_port))
+            await asyncio.sleep(0.5)
+
+    async def place() -> None:
+        account = await free.get()
+        try:
+            await one_call(account)
+        finally:
+            free.put_nowait(account)
+
+    watcher = asyncio.create_task(watch())
+    gap = call_s / concurrency if call_s else 0.0
+    tasks = []
+    for _ in range(calls):
+        tasks.append(asyncio.create_task(place()))
+        if gap:
+            await asyncio.sleep(gap)
+    await asyncio.gather(*tasks)
+    watcher.cancel()
+    wall = time.monotonic() - t0
+    cpu1, busy1 = cpu_seconds(worker.pid), system_busy()
+    await asyncio.sleep(1.0)
+    results: dict[str, int] = {}
+    decision, durations = [], []
+    for line in log.read_text().splitlines()[offset:]:
+        match = _CALL_END.search(line)
+        if match:
+            results[match["result"]] = results.get(match["result"], 0) + 1
+            durations.append(float(match["dur"]))
+            if match["decision"]:
+                decision.append(float(match["decision"]))
+    answered = sum(results.values())
+    return Level(concurrency, calls, answered, results.pop("PASS", 0), results, decision, durations,
+                 cpu_pct=100 * (cpu1 - cpu0) / wall, peak_rss_mb=peak["rss"], peak_in_progress=peak["calls"],
+                 system_cpu_pct=100 * (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]), wall_s=wall)
 
 
 if __name__ == "__main__":

@@ -8,46 +8,17 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Mapping
 
-from ivr.call import AudioFrame, CallerHungUp, CallEvent, CallInfo, DtmfDigit, HangUp
-from voiceprints.audio.clip import AudioClip
+from scripts.lab.reactions import Hangs, Keys, KeysFrom, Reaction, Say, SayFrom
+from ivr.call import AudioFrame, CallerHungUp, CallEvent, CallInfo, DtmfDigit, FlowResult, HangUp
 from voiceprints.audio.resample import resample
+
+__all__ = ["Hangs", "Keys", "KeysFrom", "Reaction", "Say", "SayFrom", "ScriptedCall", "frames"]
 
 FRAME = 160  # 20 ms at 8 kHz
 
 
-@dataclass(frozen=True)
-class Keys:
-    digits: str
-
-
-@dataclass(frozen=True)
-class Say:
-    clip: AudioClip
-    trailing_silence_s: float = 1.2  # the caller stops talking and waits
-
-
-@dataclass(frozen=True)
-class KeysFrom:
-    """Keys decided when the caller reacts (e.g. the code they just received by e-mail)."""
-
-    source: Callable[[], str]
-
-
-@dataclass(frozen=True)
-class SayFrom:
-    """Speech decided when the caller reacts (e.g. the digits the IVR just asked for)."""
-
-    source: Callable[[], AudioClip]
-
-
-@dataclass(frozen=True)
-class Hangs:
-    pass
-
-
-Reaction = Keys | KeysFrom | Say | SayFrom | Hangs
 
 
 def frames(clip: AudioClip, trailing_silence_s: float) -> list[CallEvent]:
@@ -101,10 +72,10 @@ class ScriptedCall:
             self._ended = True
         return event
 
-    async def set_result(self, variables: Mapping[str, str]) -> None:
-        if self._ended:
-            raise CallerHungUp("caller hung up")
-        self.result = dict(variables)
-
-    async def hang_up(self) -> None:
+    async def finish(self, result: FlowResult | None) -> None:
+        """Keeps the ``VOICEAUTH_*`` values the caller's next step would get, then ends the call."""
         self.hung_up = True
+        if result is not None:
+            if self._ended:
+                raise CallerHungUp("caller hung up")
+            self.result = result.variables()

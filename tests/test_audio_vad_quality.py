@@ -322,3 +322,23 @@ def test_a_given_detector_is_used(speech: dict[str, AudioClip]) -> None:
     default = assess(clip, CONFIG)
     assert coarse.ok and default.ok
     assert coarse.net_speech_s != default.net_speech_s  # 10 ms frames cut speech at other edges
+
+
+@pytest.mark.parametrize("rate", [8000, 16000])
+def test_the_live_counter_hands_the_engine_the_very_analysis_a_second_pass_would_make(say, rate):
+    """The call flow's VAD frames are reused by the engine: they must equal the batch detector's, bit for bit."""
+    from voiceprints.audio.vad import SpeechDetector, StreamingSpeechCounter
+
+    clip = say("alice", "My voice is my password, please verify me now.", rate)
+    counter = StreamingSpeechCounter(rate, aggressiveness=2)
+    pcm = clip.to_pcm16()
+    for i in range(0, len(pcm), 320):  # 20 ms chunks at 8 kHz, as a transport delivers them
+        counter.push(pcm[i:i + 320])
+    live, detector = counter.analysis(), SpeechDetector(2)
+    heard = counter.audio()
+    batch = detector.analyse(heard)
+    assert detector.matches(live, heard) and live.frame_count == batch.frame_count > 50
+    assert np.array_equal(live.speech, batch.speech)
+    assert np.array_equal(live.energy_db, batch.energy_db) and np.array_equal(live.noise_floor_db, batch.noise_floor_db)
+    assert detector.analysis_of(heard, live) is live
+    assert not SpeechDetector(3).matches(live, heard)  # another detector's frames are never reused

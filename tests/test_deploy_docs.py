@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from ivr.flows.base import Result
+from ivr.call import Result
 from ivr.service.config import ServiceSettings
 from ivr.service.metrics import ServiceMetrics
 from ivr.settings import Settings

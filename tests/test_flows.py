@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ivr.call import CallInfo
-from ivr.flows.runner import run_call
+from ivr.service.calls import run_call
 from tests.flow_kit import FAST, Lines, build_lines
 from tests.scripted_call import Hangs, Keys, Say, ScriptedCall
 from voiceprints.audio.clip import AudioClip

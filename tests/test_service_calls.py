@@ -2,7 +2,7 @@
 
 Calls here are in-memory sessions (the :class:`ivr.call.CallSession` interface
 without a network); the flows are tiny ones with known outcomes, run by the
-real ``ivr.flows.runner.run_call``.  Real calls through Asterisk are in
+call runner the worker uses.  Real calls through Asterisk are in
 tests/lab/test_e2e_calls.py.
 """
 
@@ -15,8 +15,7 @@ from typing import Mapping
 import pytest
 
 from ivr.call import CallerHungUp, CallEvent, CallInfo, HangUp
-from ivr.flows.base import FlowResult, Result
-from ivr.flows.runner import run_call
+from ivr.call import FlowResult, Result
 from ivr.service.calls import SHUTTING_DOWN, CallRunner
 from ivr.service.metrics import ServiceMetrics
 
@@ -41,13 +40,12 @@ class MemoryCall:
     async def next_event(self, timeout: float) -> CallEvent | None:
         return HangUp() if self._caller_gone else None
 
-    async def set_result(self, variables: Mapping[str, str]) -> None:
-        if self._caller_gone:
-            raise CallerHungUp("caller hung up")
-        self.results.append(dict(variables))
-
-    async def hang_up(self) -> None:
+    async def finish(self, result: FlowResult | None) -> None:
         self.hung_up = True
+        if result is not None:
+            if self._caller_gone:
+                raise CallerHungUp("caller hung up")
+            self.results.append(result.variables())
 
     @property
     def result(self) -> str | None:
@@ -72,7 +70,7 @@ async def crashes(call) -> FlowResult:
 
 
 def make_runner(**flows) -> CallRunner:
-    return CallRunner(flows or {"verify": passes}, run_call, ServiceMetrics())
+    return CallRunner(flows or {"verify": passes}, ServiceMetrics())
 
 
 def sample(runner: CallRunner, name: str, **labels: str) -> float | None:

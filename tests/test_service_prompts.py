@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ivr.service.prompts import LayeredPromptSource, install_for_asterisk, prompt_directories
+from ivr.prompts.sources import LayeredPromptSource, prompt_directories
+from ivr.transports.asterisk.sounds import install_for_asterisk
 
 
 def write_wav(path: Path, seconds: float, rate: int, value: float = 0.25) -> None:

@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 import pytest
 
-from ivr.flows.base import FlowResult, Result
+from ivr.call import FlowResult, Result
 from ivr.service.worker import VoiceAuthService
 from ivr.settings import Settings
 from voiceprints.audio.clip import AudioClip
@@ -151,7 +151,7 @@ async def test_readiness_fails_after_shutdown_starts(settings, engine):
 async def test_stop_releases_every_port(settings, engine):
     service = service_for(settings, engine)
     await service.start()
-    ports = [service.audiosocket.port, service.fastagi.port, service.http.port]
+    ports = [service.transport("asterisk").audiosocket.port, service.transport("asterisk").fastagi.port, service.http.port]
     await service.stop()
     for port in ports:
         with pytest.raises(OSError):
@@ -166,7 +166,7 @@ async def test_a_busy_http_port_fails_start_with_the_address_and_releases_the_re
         service = service_for(settings, engine)
         with pytest.raises(RuntimeError, match=f"127.0.0.1:{settings.http.port}"):
             await service.start()
-        audiosocket_port = service.audiosocket.port
+        audiosocket_port = service.transport("asterisk").audiosocket.port
         await service.stop()
     with pytest.raises(OSError):
         await asyncio.wait_for(asyncio.open_connection("127.0.0.1", audiosocket_port), 2)

@@ -88,3 +88,27 @@ def test_a_database_already_in_wal_mode_is_left_as_it_is(tmp_path):
     first.execute("ROLLBACK")
     first.close()
     second.close()
+
+
+def test_the_voiceprint_store_and_the_ivr_tables_open_sqlite_with_the_same_settings(tmp_path, monkeypatch):
+    """One engine factory: the same file must not be opened with two sets of pragmas."""
+    from ivr.db.engine import open_database
+    from voiceprints.config import CoreConfig
+    from voiceprints.store.sql import open_store
+
+    monkeypatch.delenv("VOICEAUTH_KEYS", raising=False)
+    config = CoreConfig(data_dir=tmp_path)
+    store = open_store(config)
+    ivr_db = open_database(config.database_url())
+
+    def pragmas(engine) -> tuple:  # type: ignore[no-untyped-def]
+        with engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            return tuple(raw.execute(f"PRAGMA {name}").fetchone()[0]
+                         for name in ("busy_timeout", "foreign_keys", "secure_delete", "journal_mode"))
+
+    try:
+        assert pragmas(store.engine) == pragmas(ivr_db.engine) == (15000, 1, 1, "wal")
+    finally:
+        ivr_db.dispose()
+        store.close()

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from ivr.transports.ami import AmiAuthError, AmiClient, AmiConnectionError, encode_action, parse_block
+from ivr.transports.asterisk.ami import AmiAuthError, AmiClient, AmiConnectionError, encode_action, parse_block
 
 
 def test_actions_are_encoded_as_key_value_blocks_and_line_breaks_cannot_inject_headers():

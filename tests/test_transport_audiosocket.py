@@ -15,14 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ivr.call import AudioFrame, CallerHungUp, DtmfDigit, HangUp
-from ivr.transports.audiosocket import (
-    AudioSocketServer,
-    AudioSocketSession,
-    DirectoryPromptSource,
-    PromptNotFound,
-    encode_frame,
-)
+from ivr.call import AudioFrame, CallerHungUp, DtmfDigit, FlowResult, HangUp, Result
+from ivr.prompts.sources import DirectoryPromptSource, PromptNotFound
+from ivr.transports.asterisk.audiosocket import AudioSocketServer, AudioSocketSession, encode_frame
 
 CALL_ID = "0f9c2b66-4b7e-4d1e-9a55-6a3c3c1d2e10"
 
@@ -167,19 +162,23 @@ async def test_missing_prompt_is_a_typed_error_naming_prompt_and_language():
     assert "no-such-prompt" in outcome["message"] and "'en'" in outcome["message"]
 
 
-async def test_set_result_goes_to_the_callback_with_the_call_id():
+async def test_the_result_goes_to_the_callback_as_escaped_channel_variables_then_the_socket_hangs_up():
     async def handler(session: AudioSocketSession):
-        await session.set_result({"VOICEAUTH_RESULT": "PASS"})
+        await session.finish(FlowResult(Result.PASS, "4711", 0.9, 'score "high"\nenough', method="voice"))
 
     server, recorder = await serve(handler)
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(uuid_frame())
         await writer.drain()
-        await read_frames(reader, timeout=5)
+        frames = await read_frames(reader, timeout=5)
     finally:
         await server.close()
-    assert recorder.results == [(CALL_ID, {"VOICEAUTH_RESULT": "PASS"})]
+    assert recorder.results == [(CALL_ID, {
+        "VOICEAUTH_RESULT": "PASS", "VOICEAUTH_SCORE": "0.900", "VOICEAUTH_REASON": "score 'high' enough",
+        "VOICEAUTH_SPEAKER": "4711", "VOICEAUTH_ACCOUNT": "4711", "VOICEAUTH_METHOD": "voice",
+        "VOICEAUTH_LIVENESS": "", "VOICEAUTH_RISK": "NONE"})]
+    assert frames and frames[-1][0] == 0x00
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,8 @@ import logging
 
 import pytest
 
-from ivr.call import CallerHungUp, DtmfDigit, HangUp
-from ivr.transports.fastagi import AgiCallSession, AgiError, AgiSession, FastAgiServer, parse_response, quote
+from ivr.call import CallerHungUp, DtmfDigit, FlowResult, HangUp, Result
+from ivr.transports.asterisk.fastagi import AgiCallSession, AgiError, AgiSession, FastAgiServer, parse_response, quote
 
 HEADERS = (
     "agi_network: yes\n"
@@ -84,11 +84,11 @@ async def test_call_session_maps_commands_and_reads_call_info_from_args():
         seen["info"] = session.info
         await session.play("welcome")  # interrupted by "3": kept as the next event
         seen["events"] = [await session.next_event(1.0), await session.next_event(1.0), await session.next_event(1.0)]
-        await session.set_result({"VOICEAUTH_RESULT": "PASS"})
+        await session.finish(FlowResult(Result.PASS, "4711", 0.9, 'a "quoted"\nreason', method="voice"))
 
     asterisk, _ = await call(
         {"verify": verify},
-        ["200 result=51 endpos=800\n", "200 result=0\n", "200 result=35\n", "200 result=1\n"],
+        ["200 result=51 endpos=800\n", "200 result=0\n", "200 result=35\n", *["200 result=1\n"] * 8],
     )
     info = seen["info"]
     assert info.call_id == "0f9c2b66-4b7e-4d1e-9a55-6a3c3c1d2e10"
@@ -100,6 +100,13 @@ async def test_call_session_maps_commands_and_reads_call_info_from_args():
         "WAIT FOR DIGIT 1000",
         "WAIT FOR DIGIT 1000",
         'SET VARIABLE "VOICEAUTH_RESULT" "PASS"',
+        'SET VARIABLE "VOICEAUTH_SCORE" "0.900"',
+        'SET VARIABLE "VOICEAUTH_REASON" "a \'quoted\' reason"',
+        'SET VARIABLE "VOICEAUTH_SPEAKER" "4711"',
+        'SET VARIABLE "VOICEAUTH_ACCOUNT" "4711"',
+        'SET VARIABLE "VOICEAUTH_METHOD" "voice"',
+        'SET VARIABLE "VOICEAUTH_LIVENESS" ""',
+        'SET VARIABLE "VOICEAUTH_RISK" "NONE"',
     ]
 
 

@@ -109,8 +109,6 @@ class StoreConfig(BaseModel):
     # Key file with the same format; created (0600) in the data directory on
     # first use when no key is configured anywhere.
     key_file: Path | None = None
-    # Raw audio is never stored unless this is switched on explicitly.
-    retain_audio: bool = False
 
 
 class LivenessConfig(BaseModel):

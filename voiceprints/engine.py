@@ -21,7 +21,7 @@ import numpy as np
 
 from voiceprints.audio.clip import AudioClip
 from voiceprints.audio.quality import QualityReport, assess, ensure_not_empty
-from voiceprints.audio.vad import SpeechDetector
+from voiceprints.audio.vad import FrameAnalysis, SpeechDetector
 from voiceprints.cohort import Cohort
 from voiceprints.config import CoreConfig
 from voiceprints.embedding.base import Embedder, layout_of
@@ -190,19 +190,26 @@ class VoiceprintEngine:
             )
         raise UnknownSpeakerError(f"speaker {speaker_id} is not enrolled")
 
-    def probe(self, clip: AudioClip) -> Probe:
-        """Quality gate, then (if the audio passes) the speech-only embedding."""
+    def probe(self, clip: AudioClip, analysis: FrameAnalysis | None = None) -> Probe:
+        """Quality gate, then (if the audio passes) the speech-only embedding.
+
+        ``analysis``: the clip's VAD frames when the caller has them already (the live call's counter);
+        used only when they are what this engine's detector would find, so the decision is the same.
+        One VAD pass serves the quality check and the speech cut.
+        """
         ensure_not_empty(clip)
         vconf = self.config.verification
-        quality = assess(clip, self.config.quality, min_speech_s=vconf.min_speech_s, detector=self.detector)
-        vector = self.embedder.embed(self.detector.speech_only(clip)) if quality.ok else None
+        frames = self.detector.analysis_of(clip, analysis)
+        quality = assess(clip, self.config.quality, min_speech_s=vconf.min_speech_s, detector=self.detector,
+                         analysis=frames)
+        vector = self.embedder.embed(self.detector.speech_only(clip, frames)) if quality.ok else None
         return Probe(quality, vector)
 
-    def verify(self, speaker_id: str, clip: AudioClip) -> Decision:
+    def verify(self, speaker_id: str, clip: AudioClip, analysis: FrameAnalysis | None = None) -> Decision:
         started = time.perf_counter()
         ensure_not_empty(clip)
         voiceprint = self.voiceprint_for(speaker_id)  # before the model runs: an unknown claim costs nothing
-        probe = self.probe(clip)
+        probe = self.probe(clip, analysis)
         decision = self.decide(voiceprint, probe)
         latency = (time.perf_counter() - started) * 1000.0
         # The embedding travels with the decision for the watchlist screen (never serialised).
@@ -238,20 +245,21 @@ class VoiceprintEngine:
             min_speech_s=vconf.min_speech_s, extra_reasons=tuple(reasons),
         )
 
-    def embed_speech(self, clip: AudioClip) -> np.ndarray | None:
+    def embed_speech(self, clip: AudioClip, analysis: FrameAnalysis | None = None) -> np.ndarray | None:
         """The caller's embedding without a voiceprint to score (watchlist screening); None if too little speech."""
-        return self.probe(clip).vector
+        return self.probe(clip, analysis).vector
 
-    def spend_like_verify(self, clip: AudioClip) -> None:
+    def spend_like_verify(self, clip: AudioClip, analysis: FrameAnalysis | None = None) -> None:
         """The work of a verification, on noise as long as ``clip``'s speech, for a caller who has no voiceprint.
 
         An unknown account must not answer faster than an enrolled one, and
         the caller's own speech is not embedded (they may have opted out).
         """
         ensure_not_empty(clip)
+        frames = self.detector.analysis_of(clip, analysis)
         assess(clip, self.config.quality, min_speech_s=self.config.verification.min_speech_s,
-               detector=self.detector)
-        speech = self.detector.speech_only(clip)
+               detector=self.detector, analysis=frames)
+        speech = self.detector.speech_only(clip, frames)
         noise = np.random.default_rng().standard_normal(max(speech.samples.shape[0], 160)).astype(np.float32)
         self.embedder.embed(AudioClip(noise * 0.01, speech.sample_rate))
 
@@ -276,11 +284,11 @@ class VoiceprintEngine:
     async def astore_enrolment(self, speaker_id: str, prepared: PreparedEnrolment) -> EnrolmentResult:
         return await self.run(self.store_enrolment, speaker_id, prepared)
 
-    async def aspend_like_verify(self, clip: AudioClip) -> None:
-        await self.run(self.spend_like_verify, clip)
+    async def aspend_like_verify(self, clip: AudioClip, analysis: FrameAnalysis | None = None) -> None:
+        await self.run(self.spend_like_verify, clip, analysis)
 
-    async def averify(self, speaker_id: str, clip: AudioClip) -> Decision:
-        return await self.run(self.verify, speaker_id, clip)
+    async def averify(self, speaker_id: str, clip: AudioClip, analysis: FrameAnalysis | None = None) -> Decision:
+        return await self.run(self.verify, speaker_id, clip, analysis)
 
     async def avoiceprint_for(self, speaker_id: str) -> Voiceprint:
         return await self.run(self.voiceprint_for, speaker_id)

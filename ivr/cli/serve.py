@@ -27,7 +27,8 @@ def serve(
         "(default: VOICEAUTH_SERVICE__SHUTDOWN_GRACE_S).",
     ),
 ) -> None:
-    """Serve Asterisk: AudioSocket, FastAGI, AMI and /healthz, /readyz, /metrics (settings: docs/admins.md).
+    """Serve calls: Asterisk (AudioSocket, FastAGI, AMI; docs/admins.md), Twilio when configured
+    (docs/twilio.md), and /healthz, /readyz, /metrics.
 
     Logs go to stderr at INFO unless --log-level says otherwise; one line per
     call start and end.

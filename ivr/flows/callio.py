@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ivr.call import AudioFrame, CallerHungUp, CallEvent, CallSession, DtmfDigit, HangUp
 from voiceprints.audio.clip import AudioClip
-from voiceprints.audio.vad import StreamingSpeechCounter
+from voiceprints.audio.vad import FrameAnalysis, StreamingSpeechCounter
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,8 @@ class Speech:
     clip: AudioClip
     net_speech_s: float
     timed_out: bool  # the deadline came before the wanted amount of speech
+    # The live VAD's frames of ``clip``: the engine reuses them instead of a second pass.
+    analysis: FrameAnalysis | None = None
 
 
 class CallIO:
@@ -110,15 +112,19 @@ class CallIO:
                     counter = StreamingSpeechCounter(event.sample_rate, aggressiveness=self._vad)
                 counter.push(event.pcm16)
                 if counter.net_speech_s >= want_speech_s:
-                    return Speech(counter.audio(), counter.net_speech_s, False)
+                    return _heard(counter, False)
                 if (end_silence_s is not None and counter.net_speech_s >= max(min_speech_s, 1e-9)
                         and counter.trailing_silence_s >= end_silence_s):
-                    return Speech(counter.audio(), counter.net_speech_s, False)
+                    return _heard(counter, False)
                 if max_audio_s is not None and counter.total_s >= max_audio_s:
-                    return Speech(counter.audio(), counter.net_speech_s, False)
+                    return _heard(counter, False)
             elif isinstance(event, DtmfDigit):
                 continue  # keys pressed while we listen are not an answer here
             if time.monotonic() >= deadline:
                 if counter is None:
                     return Speech(AudioClip.from_pcm16(b"", 8000), 0.0, True)
-                return Speech(counter.audio(), counter.net_speech_s, True)
+                return _heard(counter, True)
+
+
+def _heard(counter: StreamingSpeechCounter, timed_out: bool) -> Speech:
+    return Speech(counter.audio(), counter.net_speech_s, timed_out, counter.analysis())

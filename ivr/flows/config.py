@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
+
+from ivr.prompts.languages import call_language
 
 
 class FlowConfig(BaseModel):
@@ -12,6 +14,9 @@ class FlowConfig(BaseModel):
     # questions when the voice is not enough (off: voice only, as a pure
     # biometric check for deployments that do their own fallback).
     step_up: bool = True
+    # Prompt languages offered (each needs the whole prompt set: the shipped
+    # ones are en and es; add yours with recordings), and the one a call gets
+    # when it asks for none or for one that is not offered.
     default_language: str = "en"
     languages: tuple[str, ...] = ("en", "es")
     # How the verify flow learns the claimed identity when the dialplan did not pass one.
@@ -42,3 +47,14 @@ class FlowConfig(BaseModel):
     # caller is asked again after the deadline.
     digits_max_s: float = Field(20.0, gt=0)
     digits_listen_deadline_s: float = Field(25.0, gt=0)
+
+    @model_validator(mode="after")
+    def _default_is_offered(self) -> "FlowConfig":
+        if self.default_language not in self.languages:
+            raise ValueError(f"default_language {self.default_language!r} is not among languages "
+                             f"{list(self.languages)} (VOICEAUTH_FLOWS__LANGUAGES)")
+        return self
+
+    def call_language(self, requested: str | None) -> str:
+        """The prompt language of a call that asked for ``requested`` (see :mod:`ivr.prompts.languages`)."""
+        return call_language(requested, self.languages, self.default_language)

@@ -16,7 +16,7 @@ import asyncio
 import logging
 
 from ivr.call import CallSession
-from ivr.flows.base import FlowResult, Result
+from ivr.call import FlowResult, Result
 from ivr.flows.callio import CallIO
 from ivr.flows.claim import claimed_account
 from ivr.flows.config import FlowConfig

@@ -30,7 +30,7 @@ from ivr.call import CallerHungUp
 from ivr.consent.registry import ConsentRegistry
 from ivr.db.customers import CustomerDirectory, CustomerRecord
 from ivr.db.engine import Database
-from ivr.flows.base import FlowResult, Result
+from ivr.call import FlowResult, Result
 from ivr.flows.callio import CallIO
 from ivr.limits.errors import LimitsUnavailableError
 from ivr.limits.service import CallOrigin, Limits, LimitState

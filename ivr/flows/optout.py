@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 
 from ivr.call import CallSession
-from ivr.flows.base import FlowResult, Result
+from ivr.call import FlowResult, Result
 from ivr.flows.callio import CallIO
 from ivr.flows.claim import claimed_account
 from ivr.flows.config import FlowConfig

@@ -14,7 +14,7 @@ import asyncio
 
 from ivr.call import CallSession
 from ivr.consent.retention import record_voiceprint_use
-from ivr.flows.base import FlowResult, Result
+from ivr.call import FlowResult, Result
 from ivr.flows.callio import CallIO
 from ivr.flows.claim import claimed_account
 from ivr.flows.config import FlowConfig

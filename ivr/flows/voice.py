@@ -59,15 +59,15 @@ class VoiceStep:
                                             detail="no audio received from the caller"))
         if unscored is FactorOutcome.REFUSED:
             # Opted-out callers' speech is not embedded: the decoy is the same length of noise.
-            await self.engine.aspend_like_verify(speech.clip)
+            await self.engine.aspend_like_verify(speech.clip, speech.analysis)
             return VoiceHeard(FactorAttempt(Factor.VOICE, unscored, detail=why_unscored))
         if unscored is not None:
             # No voiceprint to score: the same embedding work, screened against the watchlist only.
-            embedding = await self.engine.run(self.engine.embed_speech, speech.clip)
+            embedding = await self.engine.run(self.engine.embed_speech, speech.clip, speech.analysis)
             risks = await self._screen(None, speech.clip, embedding, io.call.info.call_id)
             detail = "; ".join(filter(None, [why_unscored, risks.reason]))
             return VoiceHeard(FactorAttempt(Factor.VOICE, unscored, detail=detail, risks=_risks(risks)))
-        decision = await self.engine.averify(account, speech.clip)
+        decision = await self.engine.averify(account, speech.clip, speech.analysis)
         risks = await self._screen(account, speech.clip, decision.embedding, io.call.info.call_id)
         attempt = FactorAttempt(Factor.VOICE, OUTCOME_FACTOR[decision.outcome], score=decision.score,
                                 threshold=decision.accept_threshold, latency_ms=decision.latency_ms,

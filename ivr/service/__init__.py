@@ -1,1 +1,1 @@
-"""The telephony worker behind ``ivr serve``: AudioSocket, FastAGI and AMI around one engine."""
+"""The worker behind ``ivr serve``: the call runner, health and metrics around the transports and one engine."""

@@ -1,9 +1,10 @@
 """Health, readiness and Prometheus metrics over HTTP, inside the worker's own event loop.
 
 ``/healthz``: the process is alive (for a supervisor's restart decision).
-``/readyz``: it can take calls now (AMI logged in, store answering, model
-loaded); 503 with the reasons otherwise, so a load balancer or an admin's
-``curl`` says *what* is wrong.  ``/metrics``: Prometheus text format.
+``/readyz``: it can take calls now (store answering, model loaded, each
+transport's own checks); 503 with the reasons otherwise, so a load balancer
+or an admin's ``curl`` says *what* is wrong.  ``/metrics``: Prometheus text
+format. Transports may add their own routes (e.g. a carrier's webhooks).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +20,13 @@ ReadinessCheck = Callable[[], Awaitable[dict[str, str | None]]]
 """Returns ``{check: None}`` for each passing check and ``{check: "why not"}`` for each failing one."""
 
 
-def build_app(readiness: ReadinessCheck, metrics: Callable[[], bytes]):  # type: ignore[no-untyped-def]
+# The largest WebSocket message accepted (uvicorn's default is 16 MiB): a
+# transport's messages are a few hundred bytes; each checks its own bound too.
+WS_MAX_BYTES = 64 * 1024
+
+
+def build_app(readiness: ReadinessCheck, metrics: Callable[[], bytes],  # type: ignore[no-untyped-def]
+              routers: Sequence[Any] = ()):
     from fastapi import FastAPI, Response
     from fastapi.responses import JSONResponse
     from prometheus_client import CONTENT_TYPE_LATEST
@@ -41,6 +48,8 @@ def build_app(readiness: ReadinessCheck, metrics: Callable[[], bytes]):  # type:
     async def metrics_endpoint() -> Response:
         return Response(metrics(), media_type=CONTENT_TYPE_LATEST)
 
+    for router in routers:
+        app.include_router(router)
     return app
 
 
@@ -55,7 +64,8 @@ class HttpEndpoint:
                 return contextlib.nullcontext()
 
         config = uvicorn.Config(
-            app, host=host, port=port, log_config=None, access_log=False, lifespan="off", log_level="warning"
+            app, host=host, port=port, log_config=None, access_log=False, lifespan="off", log_level="warning",
+            ws_max_size=WS_MAX_BYTES
         )
         self._server = _Embedded(config)
         self._host, self._port = host, port

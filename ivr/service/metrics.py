@@ -11,7 +11,7 @@ from typing import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from ivr.flows.base import FlowResult
+from ivr.call import FlowResult
 
 # Decision latency is judged against "about one second after enough speech":
 # buckets are fine below 1 s and coarse above it.
@@ -57,7 +57,7 @@ class ServiceMetrics:
         )
         self.errors = Counter(
             "voiceauth_errors",
-            "Problems by kind (flow_error, rejected_connection, ami_reconnect, ...).",
+            "Problems by kind (flow_error, unknown_mode, cut_at_shutdown, and each transport's own).",
             ["kind"],
             registry=r,
         )
@@ -74,6 +74,10 @@ class ServiceMetrics:
             self.decision_latency.labels(flow).observe(decision_s)
         if engine_s is not None:
             self.embedding_latency.observe(engine_s)
+
+    def error(self, kind: str) -> None:
+        """Count one problem of ``kind`` (``errors{kind}``)."""
+        self.errors.labels(kind).inc()
 
     def count_from(self, kind: str, source: Callable[[], int]) -> None:
         """Feed ``errors{kind}`` from a monotonic counter kept elsewhere (e.g. a server's rejections)."""

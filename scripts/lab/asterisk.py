@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ivr.transports.ami import AmiClient
+    from ivr.transports.asterisk.ami import AmiClient
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO / "scripts" / "lab"
@@ -39,7 +39,7 @@ class Lab:
 
     def ami_client(self, **kwargs: float) -> "AmiClient":
         """An AMI client logged in as the lab's manager user (connect with ``async with``)."""
-        from ivr.transports.ami import AmiClient
+        from ivr.transports.asterisk.ami import AmiClient
 
         return AmiClient("127.0.0.1", self.ami_port, username=self.ami_user, secret=self.ami_secret, **kwargs)
 

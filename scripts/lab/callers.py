@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, AsyncIterator
 
 import numpy as np
 
-from ivr.transports.ami import AmiClient, AmiMessage
+from ivr.transports.asterisk.ami import AmiClient, AmiMessage
 from scripts.lab.asterisk import SCENARIOS, Lab, SippResult, run_sipp
 
 if TYPE_CHECKING:
@@ -242,7 +242,7 @@ async def running_worker(settings: "Settings") -> AsyncIterator["VoiceAuthServic
     service = VoiceAuthService(settings)
     await service.start()
     try:
-        await service.ami.wait_connected(15)
+        await service.transport("asterisk").ami.wait_connected(15)
         yield service
     finally:
         await service.stop(grace_s=1)

@@ -36,6 +36,10 @@ VOICEAUTH_AGI=${VOICEAUTH_LAB_AGI:-127.0.0.1:4573}
 CONF
 sed -i "s/@SIP_PORT@/${VOICEAUTH_LAB_SIP_PORT:-5060}/; s/@AMI_PORT@/${VOICEAUTH_LAB_AMI_PORT:-5038}/" \
     "$staging"/pjsip.conf "$staging"/manager.conf
+# The shipped sample AMI user, exactly as an admin would paste it, as a second lab user
+# ("voiceauth-sample"): tests/lab/test_ami_sample_user.py runs the worker with it.
+sed -n '/^\[voiceauth\]/,$p' "$lab_repo/dialplans/manager_voiceauth.sample.conf" \
+    | sed 's/^\[voiceauth\]/[voiceauth-sample]/' >"$staging/manager_sample_user.conf"
 chroot "$lab_dir" chown -R root:asterisk "/etc/$(basename "$staging")"
 chmod 0750 "$staging"; chmod 0640 "$staging"/*.conf
 rm -rf "$etc"

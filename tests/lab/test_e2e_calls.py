@@ -295,8 +295,8 @@ async def test_garbage_clients_are_rejected_and_logged_while_calls_go_on(
 ):
     caplog.set_level(logging.WARNING)
     for port, junk in (
-        (worker.audiosocket.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
-        (worker.fastagi.port, b"SSH-2.0-OpenSSH_9.2\r\n\r\n"),
+        (worker.transport("asterisk").audiosocket.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+        (worker.transport("asterisk").fastagi.port, b"SSH-2.0-OpenSSH_9.2\r\n\r\n"),
     ):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(junk)
@@ -325,7 +325,7 @@ async def test_worker_reconnects_to_a_restarted_asterisk_and_the_next_call_works
     asterisk: Lab, worker: VoiceAuthService, enrolled, results: DialplanResults, audio, tmp_path: Path, caplog
 ):
     caplog.set_level(logging.WARNING)
-    logins = worker.ami.connections
+    logins = worker.transport("asterisk").ami.connections
     await asyncio.to_thread(asterisk.stop)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{worker.http.port}") as http:
         for _ in range(50):  # bounded: the worker notices the lost link at once (TCP reset)
@@ -341,7 +341,7 @@ async def test_worker_reconnects_to_a_restarted_asterisk_and_the_next_call_works
                 break
             await asyncio.sleep(0.2)
         assert ready.status_code == 200, ready.text
-    assert worker.ami.connections == logins + 1
+    assert worker.transport("asterisk").ami.connections == logins + 1
     assert any("connection lost" in r.getMessage() for r in caplog.records)
     await place_call(
         asterisk,

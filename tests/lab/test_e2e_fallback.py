@@ -36,7 +36,7 @@ import pytest_asyncio
 
 from ivr.prompts.catalog import PROMPTS
 from ivr.settings import Settings
-from ivr.transports.ami import AmiClient
+from ivr.transports.asterisk.ami import AmiClient
 from tests.fakes.mailbox import Mailbox, running_mailbox
 from scripts.lab.asterisk import REPO, Lab
 from scripts.lab.callers import (

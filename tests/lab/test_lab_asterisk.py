@@ -16,9 +16,11 @@ import numpy as np
 import pytest
 
 from ivr.call import AudioFrame, DtmfDigit, HangUp
-from ivr.transports.ami import AmiCallDirectory, AmiClient
-from ivr.transports.audiosocket import AudioSocketServer, AudioSocketSession, DirectoryPromptSource
-from ivr.transports.fastagi import AgiCallSession, AgiSession, FastAgiServer
+from ivr.transports.asterisk.ami import AmiCallDirectory, AmiClient
+from ivr.call import FlowResult, Result
+from ivr.prompts.sources import DirectoryPromptSource
+from ivr.transports.asterisk.audiosocket import AudioSocketServer, AudioSocketSession
+from ivr.transports.asterisk.fastagi import AgiCallSession, AgiSession, FastAgiServer
 from scripts.lab.asterisk import Lab
 from tests.lab.sipp import sipp_call
 from voiceprints.audio.g711 import ulaw_decode
@@ -121,7 +123,7 @@ async def test_audiosocket_call_delivers_speech_digits_and_result(
         await session.play("welcome")
         seen["play_seconds"] = time.monotonic() - started
         seen["tx"] = await ami.command("pjsip show channelstats")
-        await session.set_result({"VOICEAUTH_RESULT": "PASS", "VOICEAUTH_SCORE": "0.87", "VOICEAUTH_ACCOUNT": digits.rstrip("#")})
+        await session.finish(FlowResult(Result.PASS, digits.rstrip("#"), 0.87))
         handled.set()
 
     results = ami.user_events("VoiceAuthResult")
@@ -152,7 +154,7 @@ async def test_audiosocket_call_delivers_speech_digits_and_result(
     report = await results.wait_for(lambda e: e.get("Flow") == "audiosocket", timeout=10)
     assert report is not None, "the dialplan did not report after AudioSocket() returned"
     assert report.get("Result") == "PASS"
-    assert report.get("Score") == "0.87"
+    assert report.get("Score") == "0.870"
     assert report.get("Account") == "4711"
     assert report.get("Uuid") == info.call_id
 
@@ -206,8 +208,7 @@ async def test_fastagi_call_prompts_reads_digit_and_sets_variable(asterisk: Lab,
             if event is not None:
                 break
         seen["event"] = event
-        await call.set_result({"VOICEAUTH_RESULT": "NOT_ENROLLED", "VOICEAUTH_REASON": "no voiceprint yet"})
-        await call.hang_up()
+        await call.finish(FlowResult(Result.NOT_ENROLLED, reason="no voiceprint yet"))
 
     results = ami.user_events("VoiceAuthResult")
     async with FastAgiServer({"verify": verify}, port=asterisk.agi_port):
@@ -234,7 +235,7 @@ async def test_garbage_on_worker_ports_is_rejected_and_real_calls_still_work(
             event = await session.next_event(timeout=0.5)
             if isinstance(event, DtmfDigit):
                 got_digit.set()
-                await session.set_result({"VOICEAUTH_RESULT": "FAIL"})
+                await session.finish(FlowResult(Result.FAIL))
                 return
             if isinstance(event, HangUp):
                 return

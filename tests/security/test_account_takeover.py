@@ -15,7 +15,7 @@ import numpy as np
 
 from ivr.audit.log import AuditLog
 from ivr.call import CallInfo
-from ivr.flows.runner import run_call
+from ivr.service.calls import run_call
 from tests.flow_kit import FAST
 from tests.scripted_call import Keys, Say, ScriptedCall
 from tests.security.conftest import EMAIL, PIN, VICTIM

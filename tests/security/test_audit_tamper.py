@@ -18,7 +18,7 @@ from ivr.call import CallInfo
 from ivr.cli.app import app
 from ivr.db.engine import open_database
 from ivr.flows.guard import Guard
-from ivr.flows.runner import run_call
+from ivr.service.calls import run_call
 from ivr.flows.verify import VerifyFlow
 from tests.scripted_call import Keys, Say, ScriptedCall
 from tests.security.conftest import VICTIM

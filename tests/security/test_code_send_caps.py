@@ -9,7 +9,7 @@ import pytest
 
 from ivr.audit.log import AuditLog
 from ivr.call import CallInfo
-from ivr.flows.runner import run_call
+from ivr.service.calls import run_call
 from ivr.otp.config import OtpConfig
 from ivr.otp.errors import SendCapReached
 from tests.scripted_call import Keys, KeysFrom, ScriptedCall

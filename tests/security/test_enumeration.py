@@ -8,7 +8,7 @@ to speak: three different sounds before any factor was tried.
 from __future__ import annotations
 
 from ivr.call import CallInfo
-from ivr.flows.runner import run_call
+from ivr.service.calls import run_call
 from tests.scripted_call import Keys, Say, ScriptedCall
 from tests.security.conftest import PIN, VICTIM
 from tests.test_flows import phone_speech

@@ -8,7 +8,7 @@ knowledge answers alone (date of birth, postal code: often public).
 from __future__ import annotations
 
 from ivr.call import CallInfo
-from ivr.flows.runner import run_call
+from ivr.service.calls import run_call
 from ivr.limits.service import Limits
 from tests.scripted_call import Hangs, Keys, ScriptedCall
 from tests.security.conftest import VICTIM

@@ -12,7 +12,7 @@ import asyncio
 
 from ivr.call import CallInfo
 from ivr.flows.guard import Guard
-from ivr.flows.runner import run_call
+from ivr.service.calls import run_call
 from ivr.flows.steps import FactorSteps
 from ivr.flows.verify import VerifyFlow
 from ivr.flows.voice import VoiceHeard, VoiceStep

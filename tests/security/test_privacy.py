@@ -11,7 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ivr.audit.log import AuditLog
 from ivr.call import CallInfo
 from ivr.erasure import erase_person
-from ivr.flows.runner import run_call
+from ivr.service.calls import run_call
 from tests.scripted_call import Keys, KeysFrom, Say, ScriptedCall
 from tests.security.conftest import EMAIL, VICTIM
 from tests.test_flows import phone_speech
@@ -51,10 +51,9 @@ async def test_logs_never_show_an_account_or_caller_number(bank_with_codes, utte
     await run_call(bank.lines.verify(), call)
     from ivr.service.calls import CallRunner  # the admin's per-call lines
     from ivr.service.metrics import ServiceMetrics
-    from ivr.flows.runner import run_call as runner
 
     again = ScriptedCall({"enter-account": [Keys(VICTIM + "#")]}, info=CallInfo("log-2", CALLER, "en", {}))
-    await CallRunner({"verify": bank.lines.voice_only()}, runner, ServiceMetrics()).run("verify", again, via="test")
+    await CallRunner({"verify": bank.lines.voice_only()}, ServiceMetrics()).run("verify", again, via="test")
     ours = [r for r in caplog.records if r.name.split(".")[0] in ("ivr", "voiceprints")]
     text = "\n".join(r.getMessage() for r in ours)
     assert "call end log-2" in text, "the test looked at the right logs"

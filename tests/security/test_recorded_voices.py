@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ivr.call import CallInfo
-from ivr.flows.runner import run_call
+from ivr.service.calls import run_call
 from ivr.service.metrics import ServiceMetrics
 from tests.scripted_call import Keys, Say, SayFrom, ScriptedCall
 from tests.security.conftest import PIN, VICTIM
@@ -149,7 +149,7 @@ async def test_an_account_without_digit_templates_is_not_challenged_and_says_so(
 
 
 def _result(call: ScriptedCall):  # type: ignore[no-untyped-def]
-    from ivr.flows.base import FlowResult, Result
+    from ivr.call import FlowResult, Result
 
     return FlowResult(Result(call.result["VOICEAUTH_RESULT"]),
                       risks=tuple(r.lower() for r in call.result["VOICEAUTH_RISK"].split(",") if r != "NONE"))

@@ -14,8 +14,8 @@ import uuid
 import pytest
 
 from ivr.flows.callio import CallIO
-from ivr.transports.audiosocket import AudioSocketServer, AudioSocketSession, encode_frame
-from ivr.transports.fastagi import FastAgiServer
+from ivr.transports.asterisk.audiosocket import AudioSocketServer, AudioSocketSession, encode_frame
+from ivr.transports.asterisk.fastagi import FastAgiServer
 from ivr.transports.listener import TcpListener
 
 CALL_ID = "0f9c2b66-4b7e-4d1e-9a55-6a3c3c1d2e10"
@@ -166,7 +166,7 @@ async def test_a_call_longer_than_the_limit_is_ended():
 
 async def test_a_fastagi_bridge_whose_audio_leg_never_ends_is_cut_at_the_call_limit(tmp_path, monkeypatch):
     """A peer that starts the EXEC AudioSocket and then says nothing cannot hold the worker's slot for ever."""
-    from ivr.flows.base import FlowResult, Result
+    from ivr.call import FlowResult, Result
     from ivr.service.worker import VoiceAuthService
     from ivr.settings import Settings
     from tests.test_service_worker import BandEnergyEmbedder, closed_port
@@ -185,8 +185,8 @@ async def test_a_fastagi_bridge_whose_audio_leg_never_ends_is_cut_at_the_call_li
     service = VoiceAuthService(settings, engine=engine, flows={"verify": passes}, build_prompts=False)
     await service.start()
     try:
-        assert service.fastagi is not None
-        reader, writer = await asyncio.open_connection("127.0.0.1", service.fastagi.port)
+        assert service.transport("asterisk").fastagi is not None
+        reader, writer = await asyncio.open_connection("127.0.0.1", service.transport("asterisk").fastagi.port)
         writer.write(f"agi_network_script: verify\nagi_channel: PJSIP/x-00000001\nagi_arg_1: uuid={CALL_ID}\n\n"
                      .encode())
         await writer.drain()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from voiceprints.audio.clip import AudioClip
-from voiceprints.audio.vad import SpeechDetector, dilate, true_runs
+from voiceprints.audio.vad import FrameAnalysis, SpeechDetector, dilate, true_runs
 from voiceprints.config import QualityConfig
 from voiceprints.errors import EmptyAudioError, PoorQualityError, SilentAudioError, TooLittleSpeechError
 
@@ -90,7 +90,7 @@ def ensure_not_empty(clip: AudioClip) -> None:
 
 
 def assess(clip: AudioClip, config: QualityConfig, *, min_speech_s: float | None = None,
-           detector: SpeechDetector | None = None) -> QualityReport:
+           detector: SpeechDetector | None = None, analysis: FrameAnalysis | None = None) -> QualityReport:
     """Measure ``clip`` and say what, if anything, makes it unfit for enrolment or verification.
 
     ``min_speech_s`` is the net speech the caller's purpose needs (enrolment
@@ -99,7 +99,7 @@ def assess(clip: AudioClip, config: QualityConfig, *, min_speech_s: float | None
     """
     ensure_not_empty(clip)
     detector = detector or SpeechDetector(config.vad_aggressiveness)
-    frames = detector.analyse(clip)
+    frames = analysis if analysis is not None else detector.analyse(clip)
     speech = frames.speech
     power = np.power(10.0, frames.energy_db / 10.0)
     net_speech_s = frames.net_speech_s

@@ -126,6 +126,7 @@ class FrameAnalysis:
     energy_db: np.ndarray  # frame power, dBFS
     noise_floor_db: np.ndarray  # per frame, the estimate the relative gate used
     analysis_rate: int  # rate the frames were cut at (8000 or 16000)
+    aggressiveness: int = -1  # of the webrtcvad that decided (-1: unknown, never reused)
 
     @property
     def net_speech_s(self) -> float:
@@ -173,7 +174,7 @@ class SpeechDetector:
         count = len(vad_clip.samples) // frame_len
         if count == 0:
             empty = np.zeros(0, dtype=bool)
-            return FrameAnalysis(self.frame_s, empty, np.zeros(0), np.zeros(0), rate)
+            return FrameAnalysis(self.frame_s, empty, np.zeros(0), np.zeros(0), rate, self.aggressiveness)
         pcm = AudioClip(vad_clip.samples[: count * frame_len], rate).to_pcm16()
         # Energies from the same 16-bit samples webrtcvad sees, computed as the
         # streaming counter computes them, so both decide identically.
@@ -186,7 +187,7 @@ class SpeechDetector:
             (vad.is_speech(pcm[i * step:(i + 1) * step], rate) for i in range(count)), dtype=bool, count=count
         )
         floor = trailing_noise_floor(energy, _window_frames(self.frame_ms))
-        return FrameAnalysis(self.frame_s, _gate(flags, energy, floor), energy, floor, rate)
+        return FrameAnalysis(self.frame_s, _gate(flags, energy, floor), energy, floor, rate, self.aggressiveness)
 
     def speech_mask(self, clip: AudioClip) -> np.ndarray:
         """One bool per ``frame_ms`` frame: True where the frame is speech."""
@@ -196,9 +197,25 @@ class SpeechDetector:
         """Seconds of speech frames, without the edges :meth:`speech_only` adds."""
         return self.analyse(clip).net_speech_s
 
-    def speech_only(self, clip: AudioClip) -> AudioClip:
-        """The speech of ``clip`` with pauses cut out, at the clip's own rate (empty if none)."""
-        mask = dilate(self.speech_mask(clip), math.ceil(self.edge_ms / self.frame_ms))
+    def analysis_of(self, clip: AudioClip, known: FrameAnalysis | None = None) -> FrameAnalysis:
+        """``known`` when it is this detector's analysis of ``clip`` (e.g. the live call's), else analyse now."""
+        if known is not None and self.matches(known, clip):
+            return known
+        return self.analyse(clip)
+
+    def matches(self, analysis: FrameAnalysis, clip: AudioClip) -> bool:
+        """Whether ``analysis`` is what :meth:`analyse` gives for ``clip`` (same framing, rate and length)."""
+        return (analysis.aggressiveness == self.aggressiveness and analysis.frame_s == self.frame_s
+                and analysis.analysis_rate == clip.sample_rate
+                and analysis.frame_count == len(clip.samples) // (clip.sample_rate * self.frame_ms // 1000))
+
+    def speech_only(self, clip: AudioClip, analysis: FrameAnalysis | None = None) -> AudioClip:
+        """The speech of ``clip`` with pauses cut out, at the clip's own rate (empty if none).
+
+        ``analysis``: this clip's analysis when the caller already has it (no second VAD pass).
+        """
+        speech = (analysis or self.analyse(clip)).speech
+        mask = dilate(speech, math.ceil(self.edge_ms / self.frame_ms))
         starts, ends = true_runs(mask)
         per_frame = clip.sample_rate * self.frame_s
         pieces = [clip.samples[round(s * per_frame):round(e * per_frame)] for s, e in zip(starts, ends)]
@@ -244,8 +261,13 @@ class StreamingSpeechCounter:
             )
         self.sample_rate = sample_rate
         self.frame_ms = frame_ms
+        self.aggressiveness = aggressiveness
         self._frame_bytes = 2 * sample_rate * frame_ms // 1000
         self._vad = webrtcvad.Vad(aggressiveness)
+        # Per frame, what the batch analysis would hold: the engine reuses it instead of a second pass.
+        self._speech: list[bool] = []
+        self._energy: list[float] = []
+        self._floor: list[float] = []
         self._energies: deque[float] = deque(maxlen=_window_frames(frame_ms))
         self._chunks: list[bytes] = []
         self._pending = bytearray()
@@ -273,6 +295,9 @@ class StreamingSpeechCounter:
         floor = min(self._energies)
         vad_flag = self._vad.is_speech(frame, self.sample_rate)
         is_speech = bool(_gate(np.array([vad_flag]), np.array([energy]), floor)[0])
+        self._speech.append(is_speech)
+        self._energy.append(energy)
+        self._floor.append(floor)
         self._frames += 1
         if is_speech:
             self._speech_frames += 1
@@ -301,3 +326,8 @@ class StreamingSpeechCounter:
     def audio(self) -> AudioClip:
         data = b"".join(self._chunks)
         return AudioClip.from_pcm16(data[: len(data) - len(data) % 2], self.sample_rate)
+
+    def analysis(self) -> FrameAnalysis:
+        """The frames heard so far as :meth:`SpeechDetector.analyse` gives them for :meth:`audio`."""
+        return FrameAnalysis(self.frame_s, np.array(self._speech, dtype=bool), np.array(self._energy),
+                             np.array(self._floor), self.sample_rate, self.aggressiveness)

@@ -18,9 +18,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, create_engine, delete, event, func, select, update
+from sqlalchemy import Connection, Engine, delete, event, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -55,17 +55,10 @@ from voiceprints.store.models import (
     WatchlistEntryRow,
     utcnow,
 )
-from voiceprints.store.wal import enable_wal
+from voiceprints.store.engines import normalise_url, open_engine, sqlite_file
 
 log = logging.getLogger(__name__)
 
-# The CLI (enrolment batches, key rotation) and the service write to the same
-# SQLite file. Writes take milliseconds, so waiting up to 15 s for the other
-# writer's lock turns "database is locked" into a short delay, while a writer
-# that is truly stuck still surfaces as an error within a call's patience.
-SQLITE_BUSY_TIMEOUT_MS = 15_000
-# Bounded so an unreachable PostgreSQL fails a call in seconds, not minutes (TCP default).
-PG_CONNECT_TIMEOUT_S = 5
 # Rows per transaction when re-encrypting: small enough to keep locks short,
 # large enough that rotating 100k voiceprints is a few hundred transactions.
 ROTATE_BATCH = 500
@@ -87,7 +80,7 @@ class SqlVoiceprintStore:
 
     def __init__(self, url: str, keyring: KeyRing, *, migrate: bool = True) -> None:
         try:
-            self._url = _normalise_url(make_url(url))
+            self._url = normalise_url(url)
         except ArgumentError:
             raise StoreError(
                 "database URL is not valid; expected e.g. sqlite:////path/voiceprints.db "
@@ -98,7 +91,7 @@ class SqlVoiceprintStore:
         self._dialect = self._url.get_backend_name()
         if self._dialect not in ("sqlite", "postgresql"):
             raise StoreError(f"database {self.display_url}: only SQLite and PostgreSQL are supported")
-        self._sqlite_file = _sqlite_file(self._url)
+        self._sqlite_file = sqlite_file(self._url)
         self._engine = _create_engine(self._url)
         # Same pool; connections taken through it announce that they write
         # (SQLite then takes the write lock up front, see _configure_sqlite).
@@ -725,9 +718,9 @@ def open_store(config: CoreConfig) -> SqlVoiceprintStore:
     """The store configured in ``config``: creates the data directory and (first run) the key file."""
     try:
         ensure_private_dir(config.data_dir)
-        sqlite_file = _sqlite_file(_normalise_url(make_url(config.database_url())))
-        if sqlite_file is not None:
-            ensure_private_file(Path(sqlite_file))
+        path = sqlite_file(normalise_url(config.database_url()))
+        if path is not None:
+            ensure_private_file(Path(path))
     except OSError as exc:
         raise StoreError(f"data directory {config.data_dir} cannot be created: {exc.strerror}") from None
     shared = shared_store(config.database_url())
@@ -758,58 +751,22 @@ def shared_store(url: str) -> str | None:
 
 
 # --- helpers -----------------------------------------------------------------
-def _normalise_url(url: URL) -> URL:
-    # "postgresql://" alone would pick psycopg2, which is not a dependency.
-    if url.drivername in ("postgresql", "postgres"):
-        return url.set(drivername="postgresql+psycopg")
-    return url
-
-
 def _display_url(url: URL) -> str:
     return url.set(drivername=url.get_backend_name()).render_as_string(hide_password=True)
 
 
 def _create_engine(url: URL) -> Engine:
+    engine = open_engine(url)
     if url.get_backend_name() == "sqlite":
-        engine = create_engine(url, hide_parameters=True, pool_pre_ping=True)
-        _configure_sqlite(engine, _sqlite_file(url))
-        return engine
-    return create_engine(
-        url,
-        hide_parameters=True,  # parameters are speaker ids and ciphertext: keep them out of error text
-        pool_pre_ping=True,  # a restarted server or failover leaves dead pooled connections behind
-        connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S},
-    )
+        _explicit_transactions(engine)
+    return engine
 
 
-def _sqlite_file(url: URL) -> str | None:
-    """Path of a file-based SQLite database (None for in-memory or URI-style databases)."""
-    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
-        return None
-    if url.database.startswith("file:") or url.query.get("uri"):
-        return None
-    return os.path.abspath(url.database)
-
-
-def _configure_sqlite(engine: Engine, path: str | None) -> None:
+def _explicit_transactions(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, record: Any) -> None:
         # We issue BEGIN ourselves (below); pysqlite's implicit BEGIN would be DEFERRED always.
         dbapi_conn.isolation_level = None
-        for pragma in (
-            f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
-            # ON DELETE CASCADE and referential integrity are off by default in SQLite.
-            "PRAGMA foreign_keys=ON",
-            # Erased voiceprints are overwritten with zeros instead of lingering in free pages.
-            "PRAGMA secure_delete=ON",
-        ):
-            dbapi_conn.execute(pragma)
-        # WAL: readers (identification, the service) never block the writer and vice versa.
-        # Not a plain pragma: on a new file it must wait for other connections (see wal.py).
-        enable_wal(dbapi_conn, SQLITE_BUSY_TIMEOUT_MS / 1000)
-        if path is not None:  # which file this connection really has open (see _check_sqlite_file)
-            st = os.stat(path)
-            record.info["file_identity"] = (st.st_dev, st.st_ino)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:

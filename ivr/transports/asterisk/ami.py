@@ -20,10 +20,10 @@ import logging
 import random
 from collections import deque
 from dataclasses import dataclass
-from typing import AsyncIterator, Iterable, Mapping
+from typing import AsyncIterator, Callable, Iterable, Mapping
 
 from ivr.call import CallInfo
-from ivr.transports.channel_names import trunk_of
+from ivr.transports.asterisk.channel_names import trunk_of
 
 log = logging.getLogger(__name__)
 
@@ -513,13 +513,15 @@ class AmiCallDirectory:
 
     The dialplan (dialplans/extensions_voiceauth.conf) sets the inputs first and
     ``VOICEAUTH_UUID`` last, then connects the AudioSocket.  Plug ``call_info``
-    and ``set_result`` into :class:`ivr.transports.audiosocket.AudioSocketServer`.
+    and ``set_result`` into :class:`ivr.transports.asterisk.audiosocket.AudioSocketServer`.
     """
 
     INPUTS = ("VOICEAUTH_LANG", "VOICEAUTH_CLAIM", "VOICEAUTH_ACCOUNT", "VOICEAUTH_MODE")
 
-    def __init__(self, ami: AmiClient, *, uuid_variable: str = "VOICEAUTH_UUID", lookup_timeout: float = 5.0) -> None:
+    def __init__(self, ami: AmiClient, *, uuid_variable: str = "VOICEAUTH_UUID", lookup_timeout: float = 5.0,
+                 language: Callable[[str | None], str] | None = None) -> None:
         self._ami = ami
+        self._language = language or (lambda requested: requested or "en")
         self._uuid_variable = uuid_variable
         self._lookup_timeout = lookup_timeout
 
@@ -542,7 +544,7 @@ class AmiCallDirectory:
         caller = await self._ami.getvar(channel, "CALLERID(num)")
         params = {name.removeprefix("VOICEAUTH_").lower(): value for name, value in values.items() if value}
         params["channel"] = channel
-        return CallInfo(call_id=call_id, caller_id=caller, language=values["VOICEAUTH_LANG"] or "en", params=params,
+        return CallInfo(call_id=call_id, caller_id=caller, language=self._language(values["VOICEAUTH_LANG"]), params=params,
                         trunk=trunk_of(channel))
 
     async def set_result(self, call_id: str, variables: Mapping[str, str]) -> None:

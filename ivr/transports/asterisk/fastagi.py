@@ -26,8 +26,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Iterable, Mapping
 
-from ivr.call import CallerHungUp, CallEvent, CallInfo, DtmfDigit, HangUp
-from ivr.transports.channel_names import trunk_of
+from ivr.call import CallerHungUp, CallEvent, CallInfo, DtmfDigit, FlowResult, HangUp
+from ivr.transports.asterisk.channel_names import trunk_of
+from ivr.transports.asterisk.variables import channel_variables
 from ivr.transports.listener import LOOPBACK, TcpListener
 
 log = logging.getLogger(__name__)
@@ -226,12 +227,15 @@ class AgiCallSession:
       the next event (callers type ahead of prompts they know).
     * ``next_event`` -> ``WAIT FOR DIGIT``: yields DtmfDigit, HangUp or None;
       never AudioFrame (FastAGI carries no audio).
-    * ``set_result`` -> ``SET VARIABLE``.
-    * ``hang_up`` ends the AGI session, not the call: the dialplan continues
-      after ``AGI()`` and routes on VOICEAUTH_RESULT.
+    * ``finish(result)`` -> ``SET VARIABLE`` for each ``VOICEAUTH_*``, then
+      ends the AGI session, not the call: the dialplan continues after
+      ``AGI()`` and routes on VOICEAUTH_RESULT.
+    * the language is ``lang=`` from the dialplan, else the channel's, as
+      ``language`` picks among those offered (default: as given, else "en").
     """
 
-    def __init__(self, agi: AgiSession, *, prompt_dir: str = "voiceauth", barge_in: bool = True) -> None:
+    def __init__(self, agi: AgiSession, *, prompt_dir: str = "voiceauth", barge_in: bool = True,
+                 language: Callable[[str | None], str] | None = None) -> None:
         self._agi = agi
         self._prompt_dir = prompt_dir
         self._barge_in = barge_in
@@ -246,7 +250,7 @@ class AgiCallSession:
         self._info = CallInfo(
             call_id=params.get("uuid") or agi.headers.get("agi_uniqueid", ""),
             caller_id=None if caller in (None, "", "unknown") else caller,
-            language=params.get("lang") or agi.headers.get("agi_language") or "en",
+            language=(language or _as_given)(params.get("lang") or agi.headers.get("agi_language")),
             params=params,
             trunk=trunk_of(params["channel"]),
         )
@@ -279,12 +283,17 @@ class AgiCallSession:
             return HangUp()
         return DtmfDigit(digit) if digit else None
 
-    async def set_result(self, variables: Mapping[str, str]) -> None:
-        for name, value in variables.items():
-            await self._agi.set_variable(name, value)
+    async def finish(self, result: FlowResult | None) -> None:
+        try:
+            if result is not None:
+                for name, value in channel_variables(result).items():
+                    await self._agi.set_variable(name, value)
+        finally:
+            await self._agi.close()
 
-    async def hang_up(self) -> None:
-        await self._agi.close()
+
+def _as_given(requested: str | None) -> str:
+    return requested or "en"
 
 
 AgiHandler = Callable[[AgiSession], Awaitable[None]]

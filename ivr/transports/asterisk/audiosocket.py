@@ -9,7 +9,7 @@ plain TCP socket the worker owns.  Its limits shape this module:
   every 20 ms" deadline, only an idle bound.
 * It carries a UUID and nothing else about the call, and cannot return
   variables.  Call details and results go through AMI (see
-  :class:`ivr.transports.ami.AmiCallDirectory`), plugged in here as the
+  :class:`ivr.transports.asterisk.ami.AmiCallDirectory`), plugged in here as the
   ``call_info`` and ``on_result`` callables.
 * On hang-up Asterisk may send a 0x00 frame or just close the socket; both are
   a :class:`~ivr.call.HangUp`.
@@ -28,14 +28,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import uuid as uuidlib
-from collections import deque
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Awaitable, Callable, Iterable, Mapping, Protocol
+from typing import Awaitable, Callable, Iterable, Mapping
 
-from ivr.call import AudioFrame, CallerHungUp, CallEvent, CallInfo, DtmfDigit, HangUp
+from ivr.call import AudioFrame, CallerHungUp, CallEvent, CallInfo, DtmfDigit, FlowResult
+from ivr.prompts.sources import PromptNotFound, PromptSource
+from ivr.transports.asterisk.variables import channel_variables
+from ivr.transports.events import BURST_S, CallEvents
 from ivr.transports.listener import LOOPBACK, TcpListener
 
 log = logging.getLogger(__name__)
@@ -54,24 +54,11 @@ FRAME_SECONDS = 0.020
 # Anything bigger is not audio from Asterisk but garbage (or an attack).
 MAX_AUDIO_PAYLOAD = 3200
 DTMF_DIGITS = frozenset("0123456789*#ABCD")
-# Audio read ahead of the wall clock before the reader waits: network jitter
-# and Asterisk's own buffering release at most a few hundred ms at once.
-BURST_S = 2.0
 BYTES_PER_SECOND = SAMPLE_RATE * 2
 
 
 class AudioSocketProtocolError(Exception):
     """The peer broke the AudioSocket protocol; the message says how."""
-
-
-class PromptNotFound(LookupError):
-    """A prompt has no audio for the call's language."""
-
-
-class PromptSource(Protocol):
-    async def audio(self, name: str, language: str) -> bytes | None:
-        """The prompt as 8 kHz signed 16-bit little-endian mono PCM, or None if there is none."""
-        ...
 
 
 ResultSink = Callable[[str, Mapping[str, str]], Awaitable[None]]
@@ -159,14 +146,9 @@ class AudioSocketSession:
         self._peer = peer
         self._idle_timeout = idle_timeout
         self._frame_timeout = frame_timeout
-        self._events: deque[CallEvent] = deque()
-        self._arrived = asyncio.Event()
-        self._buffered_audio = 0
-        self._max_buffered_frames = max_buffered_frames
-        self._ended = asyncio.Event()
+        self._events = CallEvents(max_buffered_frames)
         self._closed = False
         self._write_lock = asyncio.Lock()
-        self._dropped_frames = 0
         self._max_call_s = max_call_s
         # Audio accepted from the peer so far, in bytes of 8 kHz slin16.
         self.audio_bytes = 0
@@ -179,26 +161,10 @@ class AudioSocketSession:
     @property
     def ended(self) -> bool:
         """True once the caller hung up or the call was closed."""
-        return self._ended.is_set()
+        return self._events.ended
 
     async def next_event(self, timeout: float) -> CallEvent | None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not self._events:
-            if self._ended.is_set():
-                return HangUp()  # the HangUp event was already taken; keep saying so
-            self._arrived.clear()
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return None
-            try:
-                await asyncio.wait_for(self._arrived.wait(), remaining)
-            except asyncio.TimeoutError:
-                return None
-        event = self._events.popleft()
-        if isinstance(event, AudioFrame):
-            self._buffered_audio -= 1
-        return event
+        return await self._events.next(timeout)
 
     async def play(self, prompt: str) -> None:
         """Stream the prompt to the caller in 20 ms frames at real-time pace.
@@ -228,16 +194,21 @@ class AudioSocketSession:
         if remaining > 0:
             await asyncio.sleep(remaining)
 
-    async def set_result(self, variables: Mapping[str, str]) -> None:
-        self._raise_if_ended()
-        await self._on_result(self._info.call_id, dict(variables))
+    async def finish(self, result: FlowResult | None) -> None:
+        """Put the result on the channel (``VOICEAUTH_*``, through ``on_result``), then hang up the socket."""
+        try:
+            if result is not None:
+                self._raise_if_ended()
+                await self._on_result(self._info.call_id, channel_variables(result))
+        finally:
+            await self.hang_up()
 
     async def hang_up(self) -> None:
         """End the AudioSocket session: Asterisk's AudioSocket() returns and the dialplan continues."""
         if self._closed:
             return
         self._closed = True
-        if not self._ended.is_set():
+        if not self._events.ended:
             try:
                 async with self._write_lock:
                     self._writer.write(encode_frame(KIND_HANGUP))
@@ -255,7 +226,7 @@ class AudioSocketSession:
     # -- internals ---------------------------------------------------------
 
     def _raise_if_ended(self) -> None:
-        if self._ended.is_set():
+        if self._events.ended:
             raise CallerHungUp(f"call {self._info.call_id} has ended")
 
     async def _send(self, data: bytes) -> None:
@@ -268,25 +239,10 @@ class AudioSocketSession:
             raise CallerHungUp(f"call {self._info.call_id}: connection lost while sending ({exc!r})") from exc
 
     def _end(self) -> None:
-        if not self._ended.is_set():
-            self._ended.set()
-            self._put(HangUp())
+        self._events.end()
 
     def _put(self, event: CallEvent) -> None:
-        # A flow that is busy (e.g. scoring) must not make memory grow without
-        # bound; the oldest audio is the least useful, so it goes first.  Digits
-        # and the hang-up are never dropped.
-        if isinstance(event, AudioFrame):
-            if self._buffered_audio >= self._max_buffered_frames:
-                for index, queued in enumerate(self._events):
-                    if isinstance(queued, AudioFrame):
-                        del self._events[index]
-                        break
-                self._buffered_audio -= 1
-                self._dropped_frames += 1
-            self._buffered_audio += 1
-        self._events.append(event)
-        self._arrived.set()
+        self._events.put(event)
 
     async def _pace(self, started: float) -> None:
         """Wait until the audio read so far is no more than real time plus the burst allowance."""
@@ -326,11 +282,11 @@ class AudioSocketSession:
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
-            if self._dropped_frames:
+            if self._events.dropped_frames:
                 log.warning(
                     "AudioSocket call %s: dropped %d audio frames the flow did not read in time",
                     self._info.call_id,
-                    self._dropped_frames,
+                    self._events.dropped_frames,
                 )
             self._end()
 
@@ -363,8 +319,10 @@ class AudioSocketServer(TcpListener):
         max_call_s: float = 900.0,
         allow_from: Iterable[str] = LOOPBACK,
         max_per_peer: int | None = None,
+        default_language: str = "en",
     ) -> None:
         super().__init__(host, port, allow_from=allow_from, max_per_peer=max_per_peer)
+        self._default_language = default_language
         self._max_call_s = max_call_s
         self._handler = handler
         self._prompts = prompts
@@ -438,57 +396,16 @@ class AudioSocketServer(TcpListener):
 
     async def _lookup(self, call_id: str, peer: str) -> CallInfo:
         if self._call_info is None:
-            return CallInfo(call_id=call_id)
+            return CallInfo(call_id=call_id, language=self._default_language)
         try:
             return await asyncio.wait_for(self._call_info(call_id), self._call_info_timeout)
         except Exception as exc:
             # The flow can still run (default language, claim by DTMF); the
             # operator needs to know why the call looks anonymous.
             log.warning("AudioSocket %s call %s: no call details (%s); using defaults", peer, call_id, exc or type(exc).__name__)
-            return CallInfo(call_id=call_id)
+            return CallInfo(call_id=call_id, language=self._default_language)
 
 
 def _peer_name(writer: asyncio.StreamWriter) -> str:
     peer = writer.get_extra_info("peername")
     return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-
-
-_PROMPT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-class DirectoryPromptSource:
-    """Prompts from ``root/<language>/<name>.wav``, converted to 8 kHz slin16 once and cached.
-
-    Recorded prompts come at studio rates (16-48 kHz); resampling once here
-    keeps the real-time streaming loop free of DSP work.
-    """
-
-    def __init__(self, root: Path | str) -> None:
-        self._root = Path(root)
-        self._cache: dict[tuple[str, str], bytes | None] = {}
-
-    async def audio(self, name: str, language: str) -> bytes | None:
-        if not _PROMPT_NAME.match(name) or not _PROMPT_NAME.match(language):
-            return None  # never let a name walk out of the prompt directory
-        key = (language, name)
-        if key not in self._cache:
-            self._cache[key] = await asyncio.to_thread(self._load, self._root / language / f"{name}.wav")
-        return self._cache[key]
-
-    @staticmethod
-    def _load(path: Path) -> bytes | None:
-        if not path.is_file():
-            return None
-        import numpy as np
-        import soundfile
-        from scipy.signal import resample_poly
-
-        samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-        mono = samples.mean(axis=1)
-        if rate != SAMPLE_RATE:
-            from math import gcd
-
-            g = gcd(int(rate), SAMPLE_RATE)
-            mono = resample_poly(mono, SAMPLE_RATE // g, int(rate) // g)
-        pcm = (np.clip(mono, -1.0, 1.0) * 32767.0).astype("<i2")
-        return pcm.tobytes()
