@@ -12,13 +12,12 @@ from typing import Mapping
 
 from scripts.lab.reactions import Hangs, Keys, KeysFrom, Reaction, Say, SayFrom
 from ivr.call import AudioFrame, CallerHungUp, CallEvent, CallInfo, DtmfDigit, FlowResult, HangUp
+from voiceprints.audio.clip import AudioClip
 from voiceprints.audio.resample import resample
 
 __all__ = ["Hangs", "Keys", "KeysFrom", "Reaction", "Say", "SayFrom", "ScriptedCall", "frames"]
 
 FRAME = 160  # 20 ms at 8 kHz
-
-
 
 
 def frames(clip: AudioClip, trailing_silence_s: float) -> list[CallEvent]:

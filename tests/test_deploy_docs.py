@@ -57,7 +57,7 @@ def test_alert_rules_use_the_metrics_and_results_the_worker_exports():
 
 def _kinds_in_code() -> set[str]:
     root = Path(__file__).resolve().parents[1] / "ivr"
-    text = "".join(p.read_text() for p in [*root.glob("service/*.py"), *root.glob("transports/*.py")])
+    text = "".join(p.read_text() for p in [*root.glob("service/*.py"), *root.glob("transports/**/*.py")])
     return set(re.findall(r'(?:errors\.labels|count_from)\(\s*f?"([a-z_]+)', text))
 
 

@@ -283,12 +283,9 @@ def _calibrate_from_enrolments(ctx: typer.Context, far: float, frr: float, min_n
 
 def _audit(ctx: typer.Context, cal: "Calibration") -> None:
     """One audit row per stored calibration: who changed the thresholds that decide calls, to what."""
-    from ivr.audit.log import AuditEntry, AuditLog
-    from ivr.cli.fallback import _database
-
-    AuditLog(_database(ctx)).record(AuditEntry(
-        flow="calibrate", result="OK", call_id="cli",
-        reason=(f"thresholds of {cal.model_id} ({cal.normalisation}) set: accept >= {cal.accept_threshold:.4f}, "
-                f"reject < {cal.reject_threshold:.4f}, from {cal.n_target:,} genuine / {cal.n_nontarget:,} "
-                f"impostor trials ({cal.source})"),
-    ))
+    ctx_of(ctx).audit(
+        "calibrate", None,
+        f"thresholds of {cal.model_id} ({cal.normalisation}) set: accept >= {cal.accept_threshold:.4f}, "
+        f"reject < {cal.reject_threshold:.4f}, from {cal.n_target:,} genuine / {cal.n_nontarget:,} "
+        f"impostor trials ({cal.source})",
+    )

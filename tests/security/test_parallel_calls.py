@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 
 from ivr.call import CallInfo
-from ivr.flows.guard import Guard
 from ivr.service.calls import run_call
 from ivr.flows.steps import FactorSteps
 from ivr.flows.verify import VerifyFlow

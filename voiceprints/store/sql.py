@@ -744,7 +744,7 @@ def shared_store(url: str) -> str | None:
     on several hosts use at once, and they must all hold the same keys.
     """
     try:
-        parsed = _normalise_url(make_url(url))
+        parsed = normalise_url(url)
     except ArgumentError:
         return None  # SqlVoiceprintStore reports the malformed URL
     return None if parsed.get_backend_name() == "sqlite" else _display_url(parsed)
