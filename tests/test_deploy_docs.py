@@ -14,8 +14,6 @@ from ivr.service.metrics import ServiceMetrics
 from ivr.settings import Settings
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "deploy.md"
-# Added by the back-pressure step of issue 12 (a bounded inference queue); named in the alerts already.
-PENDING_KINDS = {"busy"}
 
 
 def blocks(language: str) -> list[str]:
@@ -52,7 +50,7 @@ def test_alert_rules_use_the_metrics_and_results_the_worker_exports():
         for risk in re.findall(r'risk="([a-z_]+)"', rule["expr"]):
             assert risk in ("replay", "synthetic", "watchlist"), f"{rule['alert']}: no risk {risk}"
         for kind in re.findall(r'kind="([a-z_]+)"', rule["expr"]):
-            assert kind in PENDING_KINDS or kind in _kinds_in_code(), f"{rule['alert']}: no error kind {kind}"
+            assert kind in _kinds_in_code(), f"{rule['alert']}: no error kind {kind}"
 
 
 def _kinds_in_code() -> set[str]:

@@ -6,7 +6,9 @@ server on loopback that receives the code, the caller typing what arrived.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import threading
 from dataclasses import dataclass
 from typing import Callable
 
@@ -31,6 +33,7 @@ from tests.test_flows import phone_speech
 from voiceprints.audio.telephone import telephone_channel
 from voiceprints.config import CoreConfig
 from voiceprints.engine import VoiceprintEngine
+from voiceprints.inference import InferenceQueue
 from voiceprints.store.sql import open_store
 
 ACCOUNT = "4572"
@@ -117,6 +120,33 @@ async def test_inconclusive_voice_steps_up_to_an_emailed_code_and_passes(world, 
     assert [f["outcome"] for f in row.factors] == ["inconclusive", "pass"]
     assert row.rule == "code-pass" and row.result == "PASS"
     assert world.box.latest_code() not in repr(row.to_dict())
+
+
+async def test_a_busy_engine_steps_the_caller_up_to_a_code_instead_of_a_wait(world, utterances_of):
+    """Back-pressure: with the inference queue full, the genuine voice is not scored but the call goes on."""
+    enrol_alice(world, utterances_of)
+    world.engine.inference.close()
+    world.engine.inference = InferenceQueue(workers=1, max_waiting=0)
+    release = threading.Event()
+    holding = asyncio.create_task(world.engine.run(release.wait, 30))
+    try:
+        for _ in range(1000):  # bounded: the worker thread picks it up at once
+            if world.engine.inference.saturated:
+                break
+            await asyncio.sleep(0.005)
+        call = ScriptedCall({"enter-account": [Keys(ACCOUNT + "#")],
+                             "verify-speak": [Say(phone_speech(utterances_of, "alice", 5))],
+                             "otp-enter": [KeysFrom(lambda: world.box.latest_code() + "#")]})
+        await run_call(verify(world), call)
+        assert not holding.done(), "the call waited for the held inference instead of stepping up"
+    finally:
+        release.set()
+        await holding
+    assert call.result["VOICEAUTH_RESULT"] == "PASS" and call.result["VOICEAUTH_METHOD"] == "otp"
+    [row] = AuditLog(world.db).query()
+    assert [(f["factor"], f["outcome"]) for f in row.factors] == [("voice", "inconclusive"), ("otp", "pass")]
+    assert "busy" in row.factors[0]["detail"]
+    assert world.engine.inference.rejected == 1
 
 
 async def test_genuine_voice_passes_without_a_second_factor(world, utterances_of):

@@ -20,6 +20,7 @@ from ivr.service.worker import VoiceAuthService
 from ivr.settings import Settings
 from voiceprints.audio.clip import AudioClip
 from voiceprints.engine import VoiceprintEngine
+from voiceprints.errors import EngineBusyError
 from voiceprints.store.sql import open_store
 
 
@@ -170,3 +171,35 @@ async def test_a_busy_http_port_fails_start_with_the_address_and_releases_the_re
         await service.stop()
     with pytest.raises(OSError):
         await asyncio.wait_for(asyncio.open_connection("127.0.0.1", audiosocket_port), 2)
+
+
+async def test_a_full_inference_queue_makes_the_worker_not_ready_and_counts_busy(settings):
+    settings.ami.enabled = False
+    settings.model.max_workers, settings.model.max_waiting = 1, 0
+    core = settings.core()
+    engine = VoiceprintEngine(BandEnergyEmbedder(), open_store(core), core)
+    service = service_for(settings, engine)
+    release = asyncio.Event()
+    await service.start()
+    try:
+        loop = asyncio.get_running_loop()
+        holding = asyncio.create_task(engine.run(lambda: asyncio.run_coroutine_threadsafe(
+            release.wait(), loop).result(30)))
+        for _ in range(1000):  # bounded: the thread picks it up at once
+            if engine.inference.saturated:
+                break
+            await asyncio.sleep(0.005)
+        clip = AudioClip(np.zeros(8000, dtype=np.float32), 8000)
+        with pytest.raises(EngineBusyError):
+            await engine.averify("4711", clip)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{service.http.port}") as http:
+            ready = await http.get("/readyz")
+            assert ready.status_code == 503 and ready.json()["checks"]["inference"].startswith("busy")
+            assert 'voiceauth_errors_total{kind="busy"} 1.0' in (await http.get("/metrics")).text
+            release.set()
+            await asyncio.wait_for(holding, 30)
+            assert (await http.get("/readyz")).status_code == 200
+    finally:
+        release.set()
+        await service.stop()
+        engine.close()

@@ -98,6 +98,10 @@ class ModelConfig(BaseModel):
     # Threads for one inference; the executor bounds concurrent inferences.
     torch_threads: int = Field(1, ge=1)
     max_workers: int = Field(2, ge=1)
+    # Inferences that may wait for a worker; past that a verification is refused as
+    # "busy" and the call steps up to another factor. 32 is about one second of queued
+    # telephone decisions on two workers: longer, and a one-time code is the faster way in.
+    max_waiting: int = Field(32, ge=0)
 
 
 class StoreConfig(BaseModel):

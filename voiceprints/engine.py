@@ -13,7 +13,6 @@ import asyncio
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Sequence
 
@@ -25,6 +24,7 @@ from voiceprints.audio.vad import FrameAnalysis, SpeechDetector
 from voiceprints.cohort import Cohort
 from voiceprints.config import CoreConfig
 from voiceprints.embedding.base import Embedder, layout_of
+from voiceprints.inference import InferenceQueue
 from voiceprints.errors import (
     EnrolmentError,
     ReenrolmentNeededError,
@@ -116,7 +116,7 @@ class VoiceprintEngine:
         self._lock = threading.Lock()
         self._cohorts: dict[str, _Cached] = {}
         self._indexes: dict[str, _Cached] = {}
-        self._executor = ThreadPoolExecutor(max_workers=config.model.max_workers, thread_name_prefix="voiceprint")
+        self.inference = InferenceQueue(config.model.max_workers, config.model.max_waiting)
         # Erasures by other processes up to now are irrelevant: the caches are empty.
         self._erasure_mark = store.erasures_since(0)[0]
 
@@ -285,23 +285,25 @@ class VoiceprintEngine:
         return await self.run(self.store_enrolment, speaker_id, prepared)
 
     async def aspend_like_verify(self, clip: AudioClip, analysis: FrameAnalysis | None = None) -> None:
-        await self.run(self.spend_like_verify, clip, analysis)
+        await self.run(self.spend_like_verify, clip, analysis, shed=True)
 
     async def averify(self, speaker_id: str, clip: AudioClip, analysis: FrameAnalysis | None = None) -> Decision:
-        return await self.run(self.verify, speaker_id, clip, analysis)
+        """Raises EngineBusyError rather than queueing past the bound: the call can use another factor."""
+        return await self.run(self.verify, speaker_id, clip, analysis, shed=True)
 
     async def avoiceprint_for(self, speaker_id: str) -> Voiceprint:
-        return await self.run(self.voiceprint_for, speaker_id)
+        # A database read, not model work: it does not wait behind (or take a place in) the inference queue.
+        return await asyncio.to_thread(self.voiceprint_for, speaker_id)
 
     async def acheck_utterance(self, clip: AudioClip) -> QualityReport:
         return await self.run(self.check_utterance, clip)
 
-    async def run(self, fn, *args):  # type: ignore[no-untyped-def]
-        """Run ``fn(*args)`` on the engine's bounded executor (model work never blocks the event loop)."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+    async def run(self, fn, *args, shed: bool = False):  # type: ignore[no-untyped-def]
+        """Run ``fn(*args)`` on the engine's bounded inference queue (model work never blocks the event loop)."""
+        return await self.inference.run(fn, *args, shed=shed)
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True)
+        self.inference.close()
 
     # --- cached derived state ----------------------------------------------
     def calibration(self, normalisation: str) -> Calibration:

@@ -72,6 +72,12 @@ class ReenrolmentNeededError(ModelError):
 
 
 # --- enrolment / store -----------------------------------------------------
+class EngineBusyError(ModelError):
+    """More inferences running and waiting than the engine's bound: the call steps up instead of waiting."""
+
+    code = "busy"
+
+
 class EnrolmentError(VoiceprintError):
     code = "enrolment_failed"
 

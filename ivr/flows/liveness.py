@@ -8,6 +8,7 @@ the enrolled voice in any language (voiceprints.liveness).
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from ivr.flows.callio import CallIO
@@ -22,11 +23,12 @@ class LivenessStep:
         self.config = config
 
     async def available(self, account: str) -> bool:
-        return bool(await self.defences.run(self.defences.has_templates, account))
+        # Database reads (here and the challenge's draw) do not queue behind model work.
+        return bool(await asyncio.to_thread(self.defences.has_templates, account))
 
     async def run(self, io: CallIO, account: str) -> FactorAttempt:
         started = time.monotonic()
-        asked = await self.defences.run(self.defences.challenge, account)
+        asked = await asyncio.to_thread(self.defences.challenge, account)
         await io.play("liveness-intro")
         for digit in asked:
             await io.play(f"digit-{digit}")

@@ -18,11 +18,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from ivr.flows.callio import CallIO
+from ivr.flows.callio import CallIO, Speech
 from ivr.flows.config import FlowConfig
 from ivr.policy.model import Factor, FactorAttempt, FactorOutcome, Risk
 from voiceprints.defences import AttackDefences, RiskReport
 from voiceprints.engine import VoiceprintEngine
+from voiceprints.errors import EngineBusyError
 from voiceprints.scoring.decision import Outcome
 
 OUTCOME_FACTOR = {Outcome.ACCEPT: FactorOutcome.PASS, Outcome.REJECT: FactorOutcome.FAIL,
@@ -57,13 +58,23 @@ class VoiceStep:
         if not speech.clip.duration_s:
             return VoiceHeard(FactorAttempt(Factor.VOICE, FactorOutcome.INCONCLUSIVE,
                                             detail="no audio received from the caller"))
+        try:
+            return await self._score(io, account, speech, heard, unscored, why_unscored)
+        except EngineBusyError as exc:
+            # Back-pressure: the policy steps up to another factor rather than let this caller wait.
+            # An account with nothing to score keeps its unscored outcome.
+            return VoiceHeard(FactorAttempt(Factor.VOICE, unscored or FactorOutcome.INCONCLUSIVE,
+                                            detail="; ".join(filter(None, [why_unscored, f"busy: {exc}"]))))
+
+    async def _score(self, io: CallIO, account: str, speech: Speech, heard: float,
+                     unscored: FactorOutcome | None, why_unscored: str) -> VoiceHeard:
         if unscored is FactorOutcome.REFUSED:
             # Opted-out callers' speech is not embedded: the decoy is the same length of noise.
             await self.engine.aspend_like_verify(speech.clip, speech.analysis)
             return VoiceHeard(FactorAttempt(Factor.VOICE, unscored, detail=why_unscored))
         if unscored is not None:
             # No voiceprint to score: the same embedding work, screened against the watchlist only.
-            embedding = await self.engine.run(self.engine.embed_speech, speech.clip, speech.analysis)
+            embedding = await self.engine.run(self.engine.embed_speech, speech.clip, speech.analysis, shed=True)
             risks = await self._screen(None, speech.clip, embedding, io.call.info.call_id)
             detail = "; ".join(filter(None, [why_unscored, risks.reason]))
             return VoiceHeard(FactorAttempt(Factor.VOICE, unscored, detail=detail, risks=_risks(risks)))

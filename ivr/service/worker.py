@@ -84,6 +84,8 @@ class VoiceAuthService:
         if s.service.warm_up:
             await self._warm_up()
         self.model_loaded = True
+        inference = self.engine.inference
+        self.metrics.count_from("busy", lambda: inference.rejected)
 
         directories = prompt_directories(self.prompt_dir, s.prompts.override_dir)
         if self._build_prompts:
@@ -157,6 +159,9 @@ class VoiceAuthService:
     async def readiness(self) -> dict[str, str | None]:
         checks: dict[str, str | None] = {}
         checks["model"] = None if self.model_loaded else "model not loaded yet"
+        if self.engine is not None and self.engine.inference.saturated:
+            checks["inference"] = (f"busy: {self.engine.inference.pending} inferences running or waiting; "
+                                   "new verifications step up to another factor")
         for transport in self.transports:
             checks.update(transport.health())
         checks["store"] = await self._store_problem()

@@ -7,11 +7,9 @@ constructed.
 from voiceprints.embedding.base import Embedder
 from voiceprints.embedding.ecapa import EcapaDirectory, EcapaEmbedder, check_ecapa_dir, pull_ecapa
 from voiceprints.embedding.ge2e import Ge2eEmbedder, ge2e_model_id
-from voiceprints.embedding.runner import AsyncEmbedder
 from voiceprints.embedding.select import ModelInfo, available_models, load_embedder
 
 __all__ = [
-    "AsyncEmbedder",
     "EcapaDirectory",
     "EcapaEmbedder",
     "Embedder",

@@ -70,7 +70,7 @@ class Ge2eEmbedder:
 
     ``torch_threads`` sets torch's intra-op threads (process-wide). The
     deployment model is one inference per call on one core, with concurrency
-    coming from running several calls side by side (see ``AsyncEmbedder``):
+    coming from running several calls side by side (see ``voiceprints.inference``):
     more intra-op threads would only make concurrent calls fight over cores.
     Pass ``None`` to leave torch's setting alone.
     """
