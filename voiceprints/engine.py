@@ -13,6 +13,7 @@ import asyncio
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Sequence
 
@@ -24,6 +25,7 @@ from voiceprints.audio.vad import FrameAnalysis, SpeechDetector
 from voiceprints.cohort import Cohort
 from voiceprints.config import CoreConfig
 from voiceprints.embedding.base import Embedder, layout_of
+from voiceprints.derived import DerivedValue
 from voiceprints.inference import InferenceQueue
 from voiceprints.errors import (
     EnrolmentError,
@@ -38,7 +40,7 @@ from voiceprints.scoring.enrolment import check_consistency, combine, utterance_
 from voiceprints.scoring.identify import IdentificationIndex
 from voiceprints.scoring.normalise import Population, ScoreNormaliser, build_normaliser
 from voiceprints.redact import mask
-from voiceprints.store.base import Calibration, EnrolmentMeta, Voiceprint, VoiceprintStore
+from voiceprints.store.base import CHANGE_MEMORY_S, Calibration, EnrolmentMeta, Voiceprint, VoiceprintStore
 
 log = logging.getLogger("voiceprints.engine")
 
@@ -50,8 +52,8 @@ MAX_STORE_COHORT = 4000
 # Speakers whose enrolment utterances are loaded for the normalisation
 # statistics (which use at most 1,500 utterances: scoring/normalise.py).
 MAX_UTTERANCE_SPEAKERS = 500
-# Other worker processes may enrol or delete speakers; cached cohorts and the
-# identification index are rebuilt from the store after this many seconds.
+# Cached cohorts and the identification index follow the store's change journal
+# (voiceprints.derived); this is the safety net: rebuilt in the background at least this often.
 CACHE_TTL_S = 60.0
 
 
@@ -100,12 +102,6 @@ class _Normalisation:
     population: Population | None
 
 
-@dataclass
-class _Cached:
-    value: object
-    loaded_at: float
-
-
 class VoiceprintEngine:
     def __init__(self, embedder: Embedder, store: VoiceprintStore, config: CoreConfig,
                  detector: SpeechDetector | None = None) -> None:
@@ -114,11 +110,15 @@ class VoiceprintEngine:
         self.config = config
         self.detector = detector or SpeechDetector(config.quality.vad_aggressiveness)
         self._lock = threading.Lock()
-        self._cohorts: dict[str, _Cached] = {}
-        self._indexes: dict[str, _Cached] = {}
         self.inference = InferenceQueue(config.model.max_workers, config.model.max_waiting)
-        # Erasures by other processes up to now are irrelevant: the caches are empty.
-        self._erasure_mark = store.erasures_since(0)[0]
+        self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voiceprint-cache")
+        self._cohort = DerivedValue("score-normalisation cohort", self._build_normalisation, _population_holds,
+                                    ttl_s=CACHE_TTL_S, background=self._background)
+        self._index = DerivedValue("identification index", self._build_index, _index_holds,
+                                   ttl_s=CACHE_TTL_S, background=self._background, absorb=self._absorb_into_index)
+        # Changes by other processes up to now are irrelevant: nothing is cached yet.
+        self._change_mark = store.changes_since(0).mark
+        self._synced_at = time.monotonic()
 
     @property
     def model_id(self) -> str:
@@ -171,7 +171,6 @@ class VoiceprintEngine:
     def store_enrolment(self, speaker_id: str, prepared: PreparedEnrolment) -> EnrolmentResult:
         stored = self.store.save_voiceprint(speaker_id, self.model_id, prepared.vector, prepared.meta,
                                             utterances=prepared.utterances)
-        self._invalidate()
         log.info("enrolled speaker %s: %d utterances, %.1f s of speech, consistency %.2f", mask(speaker_id),
                  prepared.meta.utterance_count, prepared.meta.net_speech_s, prepared.consistency)
         return EnrolmentResult(stored, prepared.qualities, prepared.consistency)
@@ -231,7 +230,7 @@ class VoiceprintEngine:
             raw = cosine(voiceprint.vector, probe.vector)
             score = raw
             if vconf.normalisation != "none":
-                current = self._normalisation()
+                current = self._current_normalisation()
                 size = 0 if current.population is None else current.population.others(speaker_id)
                 if current.normaliser is None or size < vconf.min_cohort_size:
                     reasons.append(f"score normalisation off: the cohort has {size} other speaker(s), "
@@ -271,7 +270,7 @@ class VoiceprintEngine:
         if not quality.ok:
             return quality, []
         test = self.embedder.embed(self.detector.speech_only(clip))
-        index = self._index()
+        index = self._current_index()
         return quality, [Candidate(s, float(v)) for s, v in index.top_k(test, top_k)]
 
     # --- async wrappers for the service --------------------------------------
@@ -304,6 +303,7 @@ class VoiceprintEngine:
 
     def close(self) -> None:
         self.inference.close()
+        self._background.shutdown(wait=True, cancel_futures=True)
 
     # --- cached derived state ----------------------------------------------
     def calibration(self, normalisation: str) -> Calibration:
@@ -337,15 +337,27 @@ class VoiceprintEngine:
 
     def normaliser(self) -> ScoreNormaliser | None:
         """The normaliser decisions use now (None: too few speakers to build one)."""
-        return self._normalisation().normaliser
+        return self._current_normalisation().normaliser
 
-    def _normalisation(self) -> _Normalisation:
-        """The normaliser over the current population (cached; rebuilt after enrolments and every CACHE_TTL_S)."""
-        self._drop_erased()
-        with self._lock:
-            cached = self._cohorts.get(self.model_id)
-            if cached and time.monotonic() - cached.loaded_at < CACHE_TTL_S:
-                return cached.value  # type: ignore[return-value]
+    @property
+    def cache_builds(self) -> dict[str, int]:
+        """How often the cohort and the identification index were built since start (logs, tests)."""
+        return {"cohort": self._cohort.rebuilds, "index": self._index.rebuilds}
+
+    def warm_caches(self) -> None:
+        """Build the cohort and the identification index now (at the worker's start), not in a caller's call."""
+        self._current_normalisation()
+        self._current_index()
+
+    def _current_normalisation(self) -> _Normalisation:
+        self._follow_store()
+        return self._cohort.get()
+
+    def _current_index(self) -> IdentificationIndex:
+        self._follow_store()
+        return self._index.get()
+
+    def _build_normalisation(self) -> _Normalisation:
         population = self.population()
         vconf = self.config.verification
         normaliser = None
@@ -355,57 +367,60 @@ class VoiceprintEngine:
                                               top_n=vconf.cohort_top_n)
             except ValueError as e:  # a degenerate population: decide on plain cosine, and say why
                 log.warning("score normalisation %s unavailable: %s", vconf.normalisation, e)
-        current = _Normalisation(normaliser, population)
-        with self._lock:
-            self._cohorts[self.model_id] = _Cached(current, time.monotonic())
-        return current
+        return _Normalisation(normaliser, population)
 
-    def _index(self) -> IdentificationIndex:
-        self._drop_erased()
-        with self._lock:
-            cached = self._indexes.get(self.model_id)
-            if cached and time.monotonic() - cached.loaded_at < CACHE_TTL_S:
-                return cached.value  # type: ignore[return-value]
+    def _build_index(self) -> IdentificationIndex:
         ids, matrix = self.store.load_matrix(self.model_id)
-        index = (IdentificationIndex.from_matrix(self.model_id, ids, matrix) if ids
-                 else IdentificationIndex(self.model_id, self.embedder.dim))
-        with self._lock:
-            self._indexes[self.model_id] = _Cached(index, time.monotonic())
-        return index
+        return (IdentificationIndex.from_matrix(self.model_id, ids, matrix) if ids
+                else IdentificationIndex(self.model_id, self.embedder.dim))
 
-    def _invalidate(self) -> None:
-        with self._lock:
-            self._cohorts.clear()
-            self._indexes.clear()
+    def _absorb_into_index(self, index: IdentificationIndex, speakers: frozenset[str]) -> None:
+        for speaker in speakers:
+            voiceprint = self.store.get_voiceprint(speaker, self.model_id)
+            if voiceprint is not None:  # None: enrolled with another model, or erased since
+                index.add(speaker, voiceprint.vector)
 
-    def _drop_erased(self) -> None:
-        """Forget cached normalisers and indexes holding a voiceprint erased by any process since the last look."""
-        mark, erased = self.store.erasures_since(self._erasure_mark)
-        if erased:
-            self._drop(erased)
-            with self._lock:
-                self._erasure_mark = max(self._erasure_mark, mark)
+    def _follow_store(self) -> None:
+        """Apply enrolments and erasures by any process since the last look (one small query)."""
+        with self._lock:
+            mark, lapsed = self._change_mark, time.monotonic() - self._synced_at > CHANGE_MEMORY_S / 2
+        changes = self.store.changes_since(mark)
+        if lapsed:
+            # Not looked for a long time: the journal may have pruned what we missed.
+            self._cohort.forget()
+            self._index.forget()
+        if changes.erased:
+            self._drop(set(changes.erased))
+        if changes.enrolled:
+            self._cohort.enrolled(changes.enrolled)
+            self._index.enrolled(changes.enrolled)
+        with self._lock:
+            self._change_mark = max(self._change_mark, changes.mark)
+            self._synced_at = time.monotonic()
 
     def drop_cached(self, speaker_id: str) -> None:
         """This process erased ``speaker_id`` (opt-out, erasure): no cache may keep it a moment longer."""
         self._drop({speaker_id})
 
     def _drop(self, speakers: set[str]) -> None:
-        with self._lock:
-            for model, cached in list(self._cohorts.items()):
-                population = cached.value.population  # type: ignore[attr-defined]
-                if population is not None and speakers & (set(population.speakers)
-                                                          | set(population.utterance_speakers)):
-                    del self._cohorts[model]
-            for model, cached in list(self._indexes.items()):
-                if any(s in cached.value for s in speakers):  # type: ignore[operator]
-                    del self._indexes[model]
+        erased = frozenset(speakers)
+        self._cohort.erased(erased)
+        self._index.erased(erased)
 
     def forget(self, speaker_id: str) -> bool:
         """Erase a speaker (right to erasure) and drop cached copies of their voiceprint."""
         existed = self.store.delete_speaker(speaker_id)
         self.drop_cached(speaker_id)
         return existed
+
+
+def _population_holds(current: _Normalisation, speakers: frozenset[str]) -> bool:
+    population = current.population
+    return population is not None and bool(speakers & (set(population.speakers) | set(population.utterance_speakers)))
+
+
+def _index_holds(index: IdentificationIndex, speakers: frozenset[str]) -> bool:
+    return any(s in index for s in speakers)
 
 
 def _min_or_none(values) -> float | None:  # type: ignore[no-untyped-def]

@@ -194,4 +194,7 @@ class VoiceAuthService:
         noise = np.random.default_rng(0).standard_normal(16000 * 2).astype("float32") * 0.01
         started = time.monotonic()
         await asyncio.to_thread(engine.embedder.embed, AudioClip(noise, 16000))
-        log.info("model %s warmed up in %.2f s", engine.model_id, time.monotonic() - started)
+        # The cohort and identification index decrypt every voiceprint: built now, not in a caller's call.
+        await asyncio.to_thread(engine.warm_caches)
+        log.info("model %s and the enrolled population (cohort, identification index) ready in %.2f s",
+                 engine.model_id, time.monotonic() - started)

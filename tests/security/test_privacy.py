@@ -107,5 +107,5 @@ def test_an_engine_started_after_an_erasure_does_not_mistake_old_erasures_for_ne
     engine.enroll(VICTIM, [phone_speech(utterances_of, "alice", i) for i in range(3)])
     engine.forget(VICTIM)
     fresh = VoiceprintEngine(engine.embedder, engine.store, engine.config)
-    assert fresh._erasure_mark == engine.store.erasures_since(0)[0] > 0
+    assert fresh._change_mark == engine.store.changes_since(0).mark > 0
     fresh.close()

@@ -60,7 +60,7 @@ async def served(tmp_path: Path, monkeypatch):
         settings = Settings(
             data_dir=tmp_path, ami={"enabled": False}, audiosocket={"port": 0}, fastagi={"enabled": False},
             http={"port": port}, prompts={"generated_dir": tmp_path / "prompts"},
-            service={"warm_up": False, "max_call_s": max_call_s},
+            service={"warm_up": False, "max_call_s": max_call_s, "shutdown_grace_s": 1},
             twilio={"auth_token": TOKEN, "public_url": f"http://127.0.0.1:{port}",
                     "result_url": "https://ivr.example/next", "start_timeout_s": 1.0, **twilio})
         engine = VoiceprintEngine(BandEnergyEmbedder(), open_store(settings.core()), settings.core())

@@ -44,6 +44,20 @@ class VoiceprintSummary:
     updated_at: dt.datetime
 
 
+# How long the store remembers an enrolment or erasure for other processes' caches: a process
+# that has not looked for longer must assume it missed some (models.VoiceprintChange).
+CHANGE_MEMORY_S = 600
+
+
+@dataclass(frozen=True)
+class StoreChanges:
+    """What changed in the store after a caller's mark (see ``VoiceprintStore.changes_since``)."""
+
+    mark: int
+    erased: frozenset[str]
+    enrolled: frozenset[str]
+
+
 @dataclass(frozen=True)
 class Calibration:
     """Thresholds for one model_id and one normalisation, with where they were measured."""
@@ -91,8 +105,9 @@ class VoiceprintStore(Protocol):
         """Erase every voiceprint and all data of the speaker (right to erasure). True if anything existed."""
         ...
 
-    def erasures_since(self, mark: int) -> tuple[int, set[str]]:
-        """Speakers erased (by any process) after ``mark``, and the newest mark: caches drop them at once."""
+    def changes_since(self, mark: int) -> "StoreChanges":
+        """Voiceprints enrolled or erased (by any process) after ``mark``: caches drop erased ones at once
+        and rebuild in the background after enrolments."""
         ...
 
     def export_speaker(self, speaker_id: str) -> dict[str, object]:

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, text
 
 VERSION_TABLE = "voiceprints_alembic_version"
 STORE_TABLES = frozenset({
-    "speakers", "voiceprints", "calibrations", "voiceprint_erasures", "enrolment_utterances",
+    "speakers", "voiceprints", "calibrations", "voiceprint_changes", "enrolment_utterances",
     "digit_templates", "replay_fingerprints", "watchlist_entries", "liveness_challenges", "recent_calls",
 })
 SCRIPT_LOCATION = Path(__file__).resolve().parent / "migrations"

@@ -149,18 +149,21 @@ class CalibrationRow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
-class Erasure(Base):
-    """A speaker erased a moment ago: other processes drop their cached copies when they see it.
+class VoiceprintChange(Base):
+    """A voiceprint enrolled or erased a moment ago, by any process: the journal other workers' caches follow.
 
-    Kept only for ``ERASURE_MEMORY_S`` (rows older are pruned at each
-    erasure): long enough for every worker's next cache check, short enough
-    that it is not a list of people who left.
+    An erasure makes every worker drop its cached copies at once; an
+    enrolment makes them rebuild in the background. Kept only for
+    ``CHANGE_MEMORY_S`` (older rows are pruned at each change): long enough
+    for every worker's next look, short enough that it is not a list of
+    people who left.
     """
 
-    __tablename__ = "voiceprint_erasures"
+    __tablename__ = "voiceprint_changes"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     speaker_id: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16))  # "enrolled" | "erased"
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 

@@ -32,7 +32,14 @@ from voiceprints.errors import (
     UnknownSpeakerError,
     VoiceprintError,
 )
-from voiceprints.store.base import Calibration, EnrolmentMeta, Voiceprint, VoiceprintSummary
+from voiceprints.store.base import (
+    CHANGE_MEMORY_S,
+    Calibration,
+    EnrolmentMeta,
+    StoreChanges,
+    Voiceprint,
+    VoiceprintSummary,
+)
 from voiceprints.private_files import ensure_private_dir, ensure_private_file
 from voiceprints.store.crypto import (
     KeyRing,
@@ -47,7 +54,7 @@ from voiceprints.store.models import (
     CalibrationRow,
     DigitTemplateRow,
     EnrolmentUtteranceRow,
-    Erasure,
+    VoiceprintChange,
     LivenessChallengeRow,
     ReplayFingerprintRow,
     Speaker,
@@ -71,8 +78,6 @@ _REPLACED_ON_SAVE = (
     "key_id", "ciphertext", "dim", "utterance_count", "net_speech_s", "quality", "updated_at",
 )
 _WRITE = "voiceprints_write"  # execution option: this connection is about to write
-# How long an erasure is remembered for other processes' caches (models.Erasure).
-ERASURE_MEMORY_S = 600
 
 
 class SqlVoiceprintStore:
@@ -176,6 +181,7 @@ class SqlVoiceprintStore:
                 session.execute(self._insert(EnrolmentUtteranceRow), [
                     {"voiceprint_id": voiceprint_pk, "position": i, "key_id": k, "ciphertext": b,
                      "dim": int(vec.size), "created_at": now} for i, (k, b) in enumerate(utt_blobs)])
+            _note_change(session, speaker_id, "enrolled", now)
         return Voiceprint(
             speaker_id=speaker_id,
             model_id=model_id,
@@ -321,17 +327,18 @@ class SqlVoiceprintStore:
             session.execute(delete(ReplayFingerprintRow).where(ReplayFingerprintRow.speaker_id == pk))
             session.execute(delete(LivenessChallengeRow).where(LivenessChallengeRow.account == speaker_id))
             session.execute(delete(Speaker).where(Speaker.id == pk))
-            now = utcnow()
-            session.execute(delete(Erasure).where(Erasure.at < now - dt.timedelta(seconds=ERASURE_MEMORY_S)))
-            session.add(Erasure(speaker_id=speaker_id, at=now))
+            _note_change(session, speaker_id, "erased", utcnow())
         self._checkpoint()
         return True
 
-    def erasures_since(self, mark: int) -> tuple[int, set[str]]:
-        """Speakers erased after ``mark`` (by any process), and the new mark; one small query."""
+    def changes_since(self, mark: int) -> StoreChanges:
+        """Enrolments and erasures after ``mark`` (by any process); one small query on a short table."""
         with self._guard(), self._read_session() as session:
-            rows = session.execute(select(Erasure.id, Erasure.speaker_id).where(Erasure.id > mark)).all()
-        return max((r.id for r in rows), default=mark), {r.speaker_id for r in rows}
+            rows = session.execute(select(VoiceprintChange.id, VoiceprintChange.speaker_id, VoiceprintChange.kind)
+                                   .where(VoiceprintChange.id > mark)).all()
+        return StoreChanges(max((r.id for r in rows), default=mark),
+                            frozenset(r.speaker_id for r in rows if r.kind == "erased"),
+                            frozenset(r.speaker_id for r in rows if r.kind == "enrolled"))
 
     def export_speaker(self, speaker_id: str) -> dict[str, object]:
         """Everything held about the speaker, vectors decrypted (it is the subject's own data).
@@ -810,3 +817,9 @@ def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     return str(value)
+
+
+def _note_change(session: Session, speaker_id: str, kind: str, now: dt.datetime) -> None:
+    """Journal a change for other processes' caches, in the transaction that makes it; prune old entries."""
+    session.execute(delete(VoiceprintChange).where(VoiceprintChange.at < now - dt.timedelta(seconds=CHANGE_MEMORY_S)))
+    session.add(VoiceprintChange(speaker_id=speaker_id, kind=kind, at=now))

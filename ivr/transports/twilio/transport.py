@@ -53,7 +53,7 @@ WITHHELD = frozenset({"", "anonymous", "restricted", "unknown", "private", "unav
                       "+266696687", "+86282452253", "+7378742833"})
 FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 # After the last stream closes at shutdown, Twilio asks the action URL within
-# a second or two; wait this long for it before the HTTP endpoint goes.
+# a second or two; wait this long for it (at most the shutdown grace) before the HTTP endpoint goes.
 ACTION_WAIT_S = 10.0
 _FLOW = re.compile(r"^[a-z]{1,20}$")
 _ACCOUNT = re.compile(r"^[0-9]{1,32}$")
@@ -92,7 +92,7 @@ class TwilioTransport:
         self._closing = True
         for session in list(self._sessions.values()):
             await session.close(1001, "worker shutting down")
-        deadline = time.monotonic() + ACTION_WAIT_S
+        deadline = time.monotonic() + min(ACTION_WAIT_S, self._env.settings.service.shutdown_grace_s)
         while self.results.awaiting_action and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
 
