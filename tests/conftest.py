@@ -13,15 +13,6 @@ from scripts.lab.lifetime import running_lab
 from tests.speech import SPEAKERS, Speaker, espeak_available, synth, utterances
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """With pytest-xdist (scripts/test runs two workers), every lab test runs in one worker: there is one
-    lab Asterisk with fixed ports. The rest spread over both; the lab's calls run in real time, so the
-    other worker has the CPU meanwhile."""
-    for item in items:
-        if item.get_closest_marker("lab"):
-            item.add_marker(pytest.mark.xdist_group("lab"))
-
-
 @pytest.fixture(scope="session")
 def speech_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not espeak_available():

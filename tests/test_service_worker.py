@@ -203,3 +203,29 @@ async def test_a_full_inference_queue_makes_the_worker_not_ready_and_counts_busy
         release.set()
         await service.stop()
         engine.close()
+
+
+@pytest.mark.parametrize("bind, advertise, expected", [
+    ("127.0.0.1", "", "127.0.0.1:{port}"),
+    ("0.0.0.0", "", "127.0.0.1:{port}"),  # wildcard: the address Asterisk reached the FastAGI port at
+    ("0.0.0.0", "10.0.0.21:9092", "10.0.0.21:9092"),
+])
+async def test_a_fastagi_calls_audio_leg_is_asked_back_to_this_worker_whatever_the_dialplan_names(
+        settings, engine, bind, advertise, expected):
+    """With workers behind one address, a leg sent to the dialplan's (shared) address could land on another."""
+    settings.ami.enabled = False
+    settings.audiosocket.bind, settings.audiosocket.advertise = bind, advertise
+    service = service_for(settings, engine)
+    await service.start()
+    try:
+        asterisk = service.transport("asterisk")
+        reader, writer = await asyncio.open_connection("127.0.0.1", asterisk.fastagi.port)
+        writer.write(b"agi_network_script: verify\nagi_channel: PJSIP/x-00000001\n"
+                     b"agi_arg_1: uuid=6f0f3cc4-8d7e-4a8e-9e47-1d2b0f7a9c11\nagi_arg_2: audiosocket=10.9.9.9:9092\n\n")
+        await writer.drain()
+        command = (await asyncio.wait_for(reader.readline(), 5)).decode()
+        want = expected.format(port=asterisk.audiosocket.port)
+        assert command.startswith("EXEC AudioSocket") and f",{want}" in command, command
+        writer.close()
+    finally:
+        await service.stop(grace_s=1)

@@ -13,8 +13,6 @@ import asyncio
 import os
 import signal
 import socket
-import sys
-import time
 import wave
 from pathlib import Path
 
@@ -24,12 +22,10 @@ import pytest_asyncio
 
 from scripts.lab.asterisk import REPO, Lab
 from scripts.lab.callers import DialplanResults, keys, pause, place_call, speak, speech_file
+from tests.lab.serve_process import start_serve, stop_serve
 from tests.speech import SENTENCES, SPEAKERS, synth
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
-
-IVR = Path(sys.executable).with_name("ivr")
-
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -53,31 +49,10 @@ async def serve(asterisk: Lab, tmp_path_factory: pytest.TempPathFactory):
         "VOICEAUTH_PROMPTS__GENERATED_DIR": str(REPO / ".lab" / "prompts"),
         "VOICEAUTH_PROMPTS__ASTERISK_SOUNDS_DIR": str(asterisk.directory / "usr/share/asterisk/sounds"),
     }
-    log = open(data / "serve.log", "w+b")
-    process = await asyncio.create_subprocess_exec(
-        str(IVR), "serve", "--grace", "1", env=env, stdout=log, stderr=log
-    )
+    process = await start_serve(env, http_port, data / "serve.log")
     base = f"http://127.0.0.1:{http_port}"
-    async with httpx.AsyncClient(base_url=base) as http:
-        deadline = time.monotonic() + 180  # model import on a busy 2-core machine
-        while True:
-            if process.returncode is not None:
-                pytest.fail(
-                    f"ivr serve exited with {process.returncode}:\n{(data / 'serve.log').read_text()}"
-                )
-            try:
-                if (await http.get("/readyz")).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"ivr serve not ready in time:\n{(data / 'serve.log').read_text()}")
-            await asyncio.sleep(0.5)
     yield process, base, data / "serve.log"
-    if process.returncode is None:
-        process.kill()
-        await process.wait()
+    await stop_serve(process)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -71,9 +71,10 @@ class AudioSocketSettings(PeerSettings):
     # A connected caller sends a frame every 20 ms while audio flows; a minute
     # without any frame means the call is gone.
     idle_timeout_s: float = Field(60.0, gt=0)
-    # host:port Asterisk uses to reach this listener, for the FastAGI variant
-    # (the worker asks Asterisk to EXEC AudioSocket back to it).  Empty: the
-    # dialplan's ``audiosocket=`` AGI argument, else bind:port.
+    # host:port Asterisk uses to reach this worker's listener, for the FastAGI
+    # variant (the worker asks Asterisk to EXEC AudioSocket back to itself; the
+    # leg must reach the same worker). Empty: bind:port, or for a wildcard bind
+    # the address Asterisk reached the worker's FastAGI port at.
     advertise: str = ""
 
 

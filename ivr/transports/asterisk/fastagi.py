@@ -102,6 +102,12 @@ class AgiSession:
         return route_of(self.headers.get("agi_network_script", ""))
 
     @property
+    def local_host(self) -> str:
+        """This worker's address as the PBX reached it (for the call's audio leg back to the same worker)."""
+        sockname = self._writer.get_extra_info("sockname")
+        return sockname[0] if sockname else "127.0.0.1"
+
+    @property
     def args(self) -> list[str]:
         args = []
         for n in range(1, MAX_HEADER_LINES):

@@ -8,7 +8,11 @@
   everything through AGI. AGI carries no audio, so the transport asks
   Asterisk to ``EXEC AudioSocket`` back to its own listener for the call and
   runs the very same flow on that audio leg; the result returns as AGI
-  ``SET VARIABLE``: no AMI needed on this path.
+  ``SET VARIABLE``: no AMI needed on this path. The audio leg always comes
+  back to *this* worker (its advertised address, else the address Asterisk
+  reached its FastAGI port at): with several workers behind one address, a
+  leg landing on another worker would run the call there while this one
+  reported ERROR.
 * AMI client: reconnects with backoff when Asterisk restarts; calls arriving
   while it is down still run, with defaults.
 """
@@ -198,7 +202,7 @@ class AsteriskTransport:
                      SHUTTING_DOWN)
             await self._agi_result(agi, channel_variables(FlowResult(Result.ERROR, reason=SHUTTING_DOWN)))
             return
-        target = info.params.get("audiosocket") or settings.audiosocket.advertise or self._own_address()
+        target = settings.audiosocket.advertise or self._own_address(agi.local_host)
         bridged = _BridgedCall(info, mode)
         self._bridged[call_id] = bridged
         try:
@@ -219,9 +223,11 @@ class AsteriskTransport:
             await agi.set_variable(name, value)
         await agi.close()
 
-    def _own_address(self) -> str:
+    def _own_address(self, reached_at: str) -> str:
+        """Where Asterisk finds this worker's AudioSocket listener: its bind address, or when that is a
+        wildcard, the address Asterisk just reached this worker's FastAGI port at."""
         assert self.audiosocket is not None
         host = self._env.settings.audiosocket.bind
         if host in ("0.0.0.0", "::", ""):
-            host = "127.0.0.1"
-        return f"{host}:{self.audiosocket.port}"
+            host = reached_at
+        return f"[{host}]:{self.audiosocket.port}" if ":" in host else f"{host}:{self.audiosocket.port}"
