@@ -73,11 +73,10 @@ IDLE = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 
 
 @pytest.fixture
-def lab() -> Lab:
-    """The lab, built; afterwards running again if it was running before (other lab tests use it)."""
+def lab(asterisk: Lab) -> Lab:
+    """The lab (built and started by the session's ``asterisk``); afterwards running again if it was
+    running before (other lab tests use it)."""
     lab = Lab()
-    if not lab.built:
-        pytest.skip("the lab chroot is not built (the session fixture `asterisk` builds it)")
     was_running = lab.pid() is not None
     yield lab
     if was_running and lab.pid() is None:
