@@ -114,3 +114,40 @@ def test_a_verification_hands_over_its_embedding_for_the_screen(tmp_path, uttera
             assert "embedding" not in decision.to_dict()
         finally:
             engine.close()
+
+
+def test_screening_a_call_never_decrypts_the_enrolled_population(tmp_path, utterances_of, monkeypatch):
+    """The screen centres on the engine's in-memory index: a rebuild inside a call would decrypt every
+    voiceprint (seconds at 100,000) while the caller waits, and every concurrent caller would do it too."""
+    from voiceprints.audio.telephone import telephone_channel
+    from voiceprints.config import CoreConfig
+    from voiceprints.defences import AttackDefences
+    from voiceprints.embedding.ge2e import Ge2eEmbedder
+    from voiceprints.engine import VoiceprintEngine
+
+    config = CoreConfig(data_dir=tmp_path)
+    with SqlVoiceprintStore(f"sqlite:///{tmp_path / 'e.db'}", KeyRing([("k1", bytes(32))])) as s:
+        engine = VoiceprintEngine(Ge2eEmbedder(), s, config)
+        try:
+            for n, vector in enumerate(unit_vectors(MIN_CENTRE_SPEAKERS + 5, dim=256, seed=3)):
+                s.save_voiceprint(f"other{n}", engine.model_id, np.abs(vector), _meta())
+            clip = telephone_channel(utterances_of("frank", 1, offset=4)[0])
+            fraud = engine.embedder.embed(engine.detector.speech_only(clip))
+            SqlWatchlistStore(s).add("fraud-1", engine.model_id, fraud, source="test", net_speech_s=4.0)
+            engine.warm_caches()
+            defences = AttackDefences(engine)
+
+            def decrypting(model_id):  # type: ignore[no-untyped-def]
+                raise AssertionError("the enrolled population was decrypted inside a call")
+
+            monkeypatch.setattr(s, "load_matrix", decrypting)
+            report = defences.screen_call(None, clip, fraud)
+            assert "watchlist" in report.risks
+        finally:
+            engine.close()
+
+
+def _meta():  # type: ignore[no-untyped-def]
+    from voiceprints.store.base import EnrolmentMeta
+
+    return EnrolmentMeta(3, 10.0)

@@ -161,7 +161,9 @@ class AttackDefences:
             if cached and cached[0] == version and time.monotonic() - cached[1] < WATCHLIST_TTL_S:
                 return cached[2]
         names, matrix = self._watchlist.load_matrix(model)
-        _, population = self.engine.store.load_matrix(model)
+        # The enrolled population is the engine's identification index, already in memory and kept in
+        # step with the store: never decrypted again here, inside a caller's call.
+        population = self.engine.enrolled_vectors() if names else np.zeros((0, 0), dtype=np.float32)
         config = self.engine.config.watchlist
         screen = WatchlistScreen(model, names, self._screened_part(matrix) if names else matrix,
                                  threshold=config.threshold, uncentred_threshold=config.uncentred_threshold,

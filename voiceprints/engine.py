@@ -24,14 +24,14 @@ from voiceprints.audio.quality import QualityReport, assess, ensure_not_empty
 from voiceprints.audio.vad import FrameAnalysis, SpeechDetector
 from voiceprints.cohort import Cohort
 from voiceprints.config import CoreConfig
-from voiceprints.embedding.base import Embedder, layout_of
 from voiceprints.derived import DerivedValue
-from voiceprints.inference import InferenceQueue
+from voiceprints.embedding.base import Embedder, layout_of
 from voiceprints.errors import (
     EnrolmentError,
     ReenrolmentNeededError,
     UnknownSpeakerError,
 )
+from voiceprints.inference import InferenceQueue
 from voiceprints.scoring.calibration import default_calibration
 from voiceprints.scoring.cosine import cosine
 from voiceprints.scoring.decide import decide
@@ -343,6 +343,10 @@ class VoiceprintEngine:
     def cache_builds(self) -> dict[str, int]:
         """How often the cohort and the identification index were built since start (logs, tests)."""
         return {"cohort": self._cohort.rebuilds, "index": self._index.rebuilds}
+
+    def enrolled_vectors(self) -> np.ndarray:
+        """Every enrolled voiceprint of this model (unit rows, a read-only view of the identification index)."""
+        return self._current_index().snapshot()[1]
 
     def warm_caches(self) -> None:
         """Build the cohort and the identification index now (at the worker's start), not in a caller's call."""

@@ -2,8 +2,8 @@
 
 Flows call, on the engine's executor (all synchronous): build a
 ``WatchlistScreen(model_id, *SqlWatchlistStore(store).load_matrix(model_id),
-threshold=..., uncentred_threshold=..., population=store.load_matrix(model_id)[1])``
-at start-up (and again after the list or the enrolled population changes),
+threshold=..., uncentred_threshold=..., population=engine.enrolled_vectors())``
+at start-up (and again after the list changes, or a minute later),
 then ``screen.screen(embedding)`` for every verification and enrolment gives
 a :class:`WatchlistResult` with ``hit`` and a ``reason``.
 """

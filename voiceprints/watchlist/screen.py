@@ -63,7 +63,7 @@ class WatchlistScreen:
                  uncentred_threshold: float, population: np.ndarray | None = None) -> None:
         self.model_id = model_id
         pop = None if population is None else np.asarray(population, dtype=np.float32)
-        self.centre = (l2_normalise(pop).mean(axis=0)
+        self.centre = (_mean_direction(pop)
                        if pop is not None and pop.ndim == 2 and len(pop) >= MIN_CENTRE_SPEAKERS else None)
         self.threshold = float(threshold if self.centre is not None else uncentred_threshold)
         self._index = (IdentificationIndex.from_matrix(model_id, list(names), self._centred(np.asarray(matrix)))
@@ -104,3 +104,11 @@ def entry_vector(embedder: Embedder, clips: Sequence[AudioClip], *, detector: Sp
             net_speech_s=total, required_s=min_speech_s)
     usable = [s for s in speech if s.duration_s > 0]
     return l2_normalise(embedder.embed_batch(usable).mean(axis=0)).astype(np.float32), float(total)
+
+
+def _mean_direction(population: np.ndarray, chunk: int = 10_000) -> np.ndarray:
+    """Mean of the unit rows, a chunk at a time: no full normalised copy of a large population."""
+    total = np.zeros(population.shape[1], dtype=np.float64)
+    for start in range(0, len(population), chunk):
+        total += l2_normalise(population[start:start + chunk]).sum(axis=0)
+    return (total / len(population)).astype(np.float32)
