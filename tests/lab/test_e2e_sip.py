@@ -107,6 +107,9 @@ def audio(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "alice_garbage": said("alice", (
             "I would like to move some money from my savings to my current account today.",
             "It is for the rent, which is due at the end of this week."), file="alice_garbage.ulaw"),
+        "alice_restart": said("alice", (
+            "Could you tell me whether the transfer I made yesterday evening has arrived?",
+            "It was sent to my daughter for her university fees."), file="alice_restart.ulaw"),
         "frank": said("frank", tuple(SENTENCES[4:8])),
         "alice_hangup": said("alice", ("Hello, this call will end before I finish speaking.",),
                              file="alice_hangup.ulaw"),
@@ -135,7 +138,7 @@ def settings(asterisk: Lab, webhook: WebhookReceiver, tmp_path_factory: pytest.T
         service={"shutdown_grace_s": 5},
         sip={"enabled": True, "registrar": "127.0.0.1", "registrar_port": asterisk.sip_port,
              "username": asterisk.sip_user, "password": asterisk.sip_secret, "port": SIP_PORT,
-             "routes": {"81": "verify", "82": "enroll"},
+             "routes": {"81": "verify", "82": "enroll"}, "register_expires_s": 10,
              "webhook_url": webhook.url, "webhook_secret": WEBHOOK_SECRET},
     )
 
@@ -297,3 +300,44 @@ async def test_garbage_to_the_sip_and_rtp_ports_is_ignored_while_a_call_goes_on(
     assert garbage > 20, "the junk never reached the call's RTP port"
     assert heard == frozenset({"PCMU"})
     assert sip_transport(worker).health() == {"sip": None}
+
+
+async def test_twenty_concurrent_calls_each_get_their_result(
+    asterisk: Lab, worker: VoiceAuthService, results: DialplanResults, audio, tmp_path: Path
+):
+    """20 callers at once, each claiming an account of its own (no voiceprint: NOT_ENROLLED, read back by CURL)."""
+    callers = {f"sip-many-{i:02d}": f"81{9100 + i}" for i in range(20)}
+    started = time.monotonic()
+    calls = await asyncio.gather(*(
+        place_call(asterisk, exten, verify_script(audio["frank"]), caller=caller, workdir=tmp_path,
+                   audio=[audio["frank"]], wait_ms=60000)
+        for caller, exten in callers.items()))
+    elapsed = time.monotonic() - started
+    got = {caller: await results.of(caller, timeout=30) for caller in callers}
+    assert [c.returncode for c in calls] == [0] * 20, [c.stderr[-300:] for c in calls if c.returncode]
+    assert {r["Result"] for r in got.values()} == {"NOT_ENROLLED"}, got
+    assert {r["Account"] for r in got.values()} == {exten[2:] for exten in callers.values()}
+    assert len({r["Uuid"] for r in got.values()}) == 20
+    assert elapsed < 60, f"20 concurrent calls took {elapsed:.1f} s"
+    print(f"20 concurrent SIP calls: {elapsed:.1f} s wall")
+
+
+async def test_endpoint_registers_again_after_asterisk_restarts_and_the_next_call_works(
+    asterisk: Lab, worker: VoiceAuthService, enrolled, results: DialplanResults, audio, tmp_path: Path
+):
+    await asyncio.to_thread(asterisk.stop)
+    await asyncio.to_thread(asterisk.start)
+    restarted = time.monotonic()
+    for _ in range(120):  # bounded: 60 s; the registration is renewed every 5 s (expires 10 s)
+        phone = sip_transport(worker).phone()
+        if phone is not None and phone.registered and (phone.registered_at or 0) > restarted:
+            break
+        await asyncio.sleep(0.5)
+    phone = sip_transport(worker).phone()
+    assert phone is not None and (phone.registered_at or 0) > restarted, "no REGISTER accepted after the restart"
+    contacts = await asyncio.to_thread(asterisk.rx, "pjsip show contacts")
+    assert f"voiceauth-sip@127.0.0.1:{SIP_PORT}" in contacts, contacts
+    await call(asterisk, "sip-alice-restart", audio["alice_restart"], tmp_path)
+    result = await results.of("sip-alice-restart", timeout=30)  # AMI reconnects to the restarted Asterisk
+    assert result["Result"] == "PASS", result
+

@@ -257,6 +257,15 @@ class EndpointCall(VoIPCall):
 
 
 class EndpointSip(SIP.SIPClient):
+    # When the last REGISTER was accepted (time.monotonic()); None before the first.
+    registered_at: float | None = None
+
+    def register(self) -> bool:
+        accepted = super().register()
+        if accepted:
+            self.registered_at = time.monotonic()
+        return bool(accepted)
+
     def gen_bye(self, request: SIP.SIPMessage) -> str:
         """pyVoIP's BYE with this agent's own Via (pyVoIP copies the INVITE's, which names the PBX)."""
         message = super().gen_bye(request)
@@ -299,6 +308,11 @@ class EndpointPhone(VoIPPhone):
     @property
     def registered(self) -> bool:
         return self.get_status() == PhoneStatus.REGISTERED
+
+    @property
+    def registered_at(self) -> float | None:
+        """When the PBX last accepted a REGISTER (``time.monotonic()``)."""
+        return self.sip.registered_at  # type: ignore[attr-defined]
 
     @property
     def status_name(self) -> str:
