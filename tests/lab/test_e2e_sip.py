@@ -29,13 +29,20 @@ from ivr.service.worker import VoiceAuthService
 from ivr.settings import Settings
 from ivr.transports.sip.webhook import verify
 from scripts.lab.asterisk import Lab
-from scripts.lab.callers import DialplanResults, keys, pause, place_call, speak, speech_file
+from ivr.transports.asterisk.ami import AmiClient
+from scripts.lab.callers import (DialplanResults, await_text, keys, pause, place_call, quiet, speak,
+                                 speech_file)
+from tests.fakes.mailbox import running_mailbox
 from tests.lab.test_e2e_calls import GENERATED_PROMPTS, write_tone
+from tests.lab.test_e2e_fallback import next_code
 from tests.speech import SENTENCES, SPEAKERS, synth
+from voiceprints.audio.telephone import telephone_channel
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
 ACCOUNT, PIN = "4711", "1234"
+# Has an e-mail address: a voice that is not enough steps up to a one-time code (tests/lab/test_e2e_fallback.py).
+OTP_ACCOUNT, OTP_EMAIL = "6021", "alice.sip@example.com"
 SIP_PORT = 5062
 WEBHOOK_SECRET = "lab-webhook-secret"
 
@@ -111,6 +118,8 @@ def audio(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "Could you tell me whether the transfer I made yesterday evening has arrived?",
             "It was sent to my daughter for her university fees."), file="alice_restart.ulaw"),
         "frank": said("frank", tuple(SENTENCES[4:8])),
+        # "Yes." every 2.5 s (the file loops): well under the 3 s of speech a decision needs.
+        "short": speech_file(work / "short.ulaw", [synth(SPEAKERS["alice"], "yes", 8000, cache).samples], gap_s=2.0),
         "alice_hangup": said("alice", ("Hello, this call will end before I finish speaking.",),
                              file="alice_hangup.ulaw"),
     }
@@ -125,7 +134,13 @@ async def webhook():
 
 
 @pytest.fixture(scope="module")
-def settings(asterisk: Lab, webhook: WebhookReceiver, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def mailbox():
+    with running_mailbox() as (box, port):
+        yield box, port
+
+
+@pytest.fixture(scope="module")
+def settings(asterisk: Lab, webhook: WebhookReceiver, mailbox, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     data = tmp_path_factory.mktemp("sip-worker")
     override = data / "admin-prompts"
     for name in PROMPTS:
@@ -136,6 +151,10 @@ def settings(asterisk: Lab, webhook: WebhookReceiver, tmp_path_factory: pytest.T
         http={"port": asterisk.sip_results_port},
         prompts={"generated_dir": GENERATED_PROMPTS, "override_dir": override},
         service={"shutdown_grace_s": 5},
+        # A too-short answer is INCONCLUSIVE at the listening deadline: 8 s keeps the call short.
+        flows={"verify_listen_deadline_s": 8.0},
+        otp={"smtp": {"host": "127.0.0.1", "port": mailbox[1], "from_address": "codes@bank.example",
+                      "starttls": False, "timeout_s": 5.0}},
         sip={"enabled": True, "registrar": "127.0.0.1", "registrar_port": asterisk.sip_port,
              "username": asterisk.sip_user, "password": asterisk.sip_secret, "port": SIP_PORT,
              "routes": {"81": "verify", "82": "enroll"}, "register_expires_s": 10,
@@ -154,22 +173,31 @@ async def worker(settings: Settings, tmp_path_factory: pytest.TempPathFactory):
     pepper = load_server_secrets(settings.secrets, settings.data_dir).knowledge_pepper
     db = open_database(settings.core().database_url())
     KnowledgeService(db, pepper=pepper).set_answers(CustomerDirectory(db).add(ACCOUNT), {"pin": PIN})
+    CustomerDirectory(db).add(OTP_ACCOUNT, email=OTP_EMAIL, preferred_otp_channel="email", language="en")
     db.dispose()
     service = VoiceAuthService(settings)
     await service.start()
     try:
+        cache = tmp_path_factory.mktemp("sip-otp-speech")
+        clips = [telephone_channel(synth(SPEAKERS["alice"], SENTENCES[i], 16000, cache)) for i in range(3)]
+        await service.engine.aenroll(OTP_ACCOUNT, clips)
         yield service
     finally:
         await service.stop(grace_s=1)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def results(asterisk: Lab):
-    async with asterisk.ami_client() as ami:
-        await ami.wait_connected(10)
-        events = DialplanResults(ami)
-        yield events
-        events.close()
+async def ami(asterisk: Lab):
+    async with asterisk.ami_client() as client:
+        await client.wait_connected(10)
+        yield client
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def results(ami: AmiClient):
+    events = DialplanResults(ami)
+    yield events
+    events.close()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -302,6 +330,35 @@ async def test_garbage_to_the_sip_and_rtp_ports_is_ignored_while_a_call_goes_on(
     assert sip_transport(worker).health() == {"sip": None}
 
 
+async def text_the_caller(ami: AmiClient, caller: str, text: str) -> None:
+    """SIP MESSAGE to sipp's own channel (the leg to the endpoint carries the same caller ID)."""
+    for _ in range(50):  # bounded: 10 s
+        for channel in await ami.action_list("CoreShowChannels", timeout=5):
+            if channel.get("CallerIDNum") == caller and channel.get("Channel", "").startswith("PJSIP/caller-"):
+                await ami.action("SendText", {"Channel": channel["Channel"], "Message": text})
+                return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"no channel of caller {caller}")
+
+
+async def test_too_short_an_answer_steps_up_to_the_emailed_code_typed_on_the_keypad(
+    asterisk: Lab, worker: VoiceAuthService, ami: AmiClient, results: DialplanResults, mailbox, audio, tmp_path: Path
+):
+    """The flow steps up to a one-time code; the caller reads it from the e-mail and types it (RFC 4733)."""
+    box, _ = mailbox
+    already = len(box.messages)
+    script = [pause(1500), speak(audio["short"]), await_text(40000), quiet(), pause(300), keys("[$code]#")]
+    sipp = asyncio.create_task(place_call(asterisk, f"81{OTP_ACCOUNT}", script, caller="sip-alice-otp",
+                                          workdir=tmp_path, audio=[audio["short"]], wait_ms=90000, timeout=120))
+    code = await next_code(box, already, sipp)
+    await text_the_caller(ami, "sip-alice-otp", code)
+    await sipp
+    result = await results.of("sip-alice-otp", timeout=20)
+    assert result["Result"] == "PASS", result
+    assert result["Method"] == "otp"
+    assert box.envelopes[-1][1] == [OTP_EMAIL]
+
+
 async def test_twenty_concurrent_calls_each_get_their_result(
     asterisk: Lab, worker: VoiceAuthService, results: DialplanResults, audio, tmp_path: Path
 ):
@@ -318,7 +375,8 @@ async def test_twenty_concurrent_calls_each_get_their_result(
     assert {r["Result"] for r in got.values()} == {"NOT_ENROLLED"}, got
     assert {r["Account"] for r in got.values()} == {exten[2:] for exten in callers.values()}
     assert len({r["Uuid"] for r in got.values()}) == 20
-    assert elapsed < 60, f"20 concurrent calls took {elapsed:.1f} s"
+    # Each call waits out the flow's keypad timeouts (no voiceprint, then no code typed): ~50 s alone.
+    assert elapsed < 120, f"20 concurrent calls took {elapsed:.1f} s"
     print(f"20 concurrent SIP calls: {elapsed:.1f} s wall")
 
 
