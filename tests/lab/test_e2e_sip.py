@@ -341,6 +341,18 @@ async def text_the_caller(ami: AmiClient, caller: str, text: str) -> None:
     raise AssertionError(f"no channel of caller {caller}")
 
 
+async def test_a_number_without_a_route_is_refused_busy_and_the_pbx_carries_on(
+    asterisk: Lab, worker: VoiceAuthService, results: DialplanResults, audio, tmp_path: Path
+):
+    refused = sip_transport(worker).refused_calls
+    sipp = await call(asterisk, "sip-no-route", audio["frank"], tmp_path, exten="894711")
+    result = await results.of("sip-no-route", timeout=20)
+    assert result["Result"] == "", result  # no result to read: the dialplan routes on DIALSTATUS (BUSY)
+    assert "486 Busy Here" in sipp.stdout + sipp.stderr  # the lab dialplan just hangs up with the cause
+    assert sip_transport(worker).refused_calls == refused + 1
+    assert sip_transport(worker).health() == {"sip": None}
+
+
 async def test_too_short_an_answer_steps_up_to_the_emailed_code_typed_on_the_keypad(
     asterisk: Lab, worker: VoiceAuthService, ami: AmiClient, results: DialplanResults, mailbox, audio, tmp_path: Path
 ):

@@ -134,6 +134,13 @@ class RawRtp(RTP.RTPClient):
         for target, name in ((self.recv, "RTP receiver"), (self.trans, "RTP sender")):
             threading.Thread(target=target, name=f"{name} {self.inPort}", daemon=True).start()
 
+    def stop(self) -> None:
+        """Stop both threads; also for a call refused before its media started (pyVoIP's stop raises then)."""
+        self.NSD = False
+        sock = getattr(self, "sin", None)
+        if sock is not None:
+            sock.close()
+
     def recv(self) -> None:
         while self.NSD:
             try:
