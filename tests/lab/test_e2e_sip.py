@@ -20,6 +20,7 @@ import socket
 import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 import pytest_asyncio
@@ -395,14 +396,25 @@ async def test_twenty_concurrent_calls_each_get_their_result(
 async def test_endpoint_registers_again_after_asterisk_restarts_and_the_next_call_works(
     asterisk: Lab, worker: VoiceAuthService, enrolled, results: DialplanResults, audio, tmp_path: Path
 ):
+    """Asterisk stays down until a renewal fails: /readyz says the endpoint is not registered, and once
+    Asterisk is back the endpoint registers again (pyVoIP's own retry, or after three failures a new
+    user agent from the transport's supervisor)."""
     await asyncio.to_thread(asterisk.stop)
-    await asyncio.to_thread(asterisk.start)
-    restarted = time.monotonic()
-    for _ in range(120):  # bounded: 60 s; the registration is renewed every 5 s (expires 10 s)
-        phone = sip_transport(worker).phone()
-        if phone is not None and phone.registered and (phone.registered_at or 0) > restarted:
-            break
-        await asyncio.sleep(0.5)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{worker.http.port}") as http:
+        for _ in range(80):  # bounded: 40 s; renewals every 5 s, each failing at once (ICMP refused)
+            ready = await http.get("/readyz")
+            if ready.status_code == 503 and ready.json()["checks"].get("sip"):
+                break
+            await asyncio.sleep(0.5)
+        assert ready.status_code == 503 and "not registered" in ready.json()["checks"]["sip"], ready.text
+        await asyncio.to_thread(asterisk.start)
+        restarted = time.monotonic()
+        for _ in range(120):  # bounded: 60 s (the supervisor's backoff is at most 30 s)
+            phone = sip_transport(worker).phone()
+            if phone is not None and phone.registered and (phone.registered_at or 0) > restarted:
+                break
+            await asyncio.sleep(0.5)
+        assert (await http.get("/readyz")).status_code == 200
     phone = sip_transport(worker).phone()
     assert phone is not None and (phone.registered_at or 0) > restarted, "no REGISTER accepted after the restart"
     contacts = await asyncio.to_thread(asterisk.rx, "pjsip show contacts")
