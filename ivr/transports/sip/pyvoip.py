@@ -36,7 +36,6 @@ after three failures (the transport then starts a new user agent).
 
 from __future__ import annotations
 
-import logging
 import socket
 import threading
 import time
@@ -53,7 +52,6 @@ with warnings.catch_warnings():
     from pyVoIP.VoIP.status import PhoneStatus  # isort: skip
     from pyVoIP import RTP, SIP  # isort: skip
 
-log = logging.getLogger("ivr.transports.sip")
 
 __all__ = ["CallLink", "CallState", "EndpointCall", "EndpointPhone", "InvalidStateError", "MediaSink",
            "PhoneStatus", "SILENCE", "FRAME_BYTES", "FRAME_SECONDS"]

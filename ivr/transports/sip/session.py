@@ -20,7 +20,7 @@ import itertools
 import logging
 import threading
 from collections import deque
-from typing import Awaitable, Callable
+from typing import Callable
 
 import numpy as np
 
@@ -118,7 +118,7 @@ class Bridge:
 
 class SipCallSession:
     def __init__(self, call: EndpointCall, info: CallInfo, *, prompts: PromptFrames, keep_result: ResultKeeper,
-                 max_call_s: float, deliver: Callable[[str, FlowResult], Awaitable[None]] | None = None) -> None:
+                 max_call_s: float) -> None:
         self._call = call
         self._info = info
         self._prompts = prompts
