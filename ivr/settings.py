@@ -18,6 +18,7 @@ from ivr.flows.config import FlowConfig
 from ivr.prompts.config import PromptSettings
 from ivr.service.config import HttpSettings, ServiceSettings
 from ivr.transports.asterisk.config import AmiSettings, AudioSocketSettings, FastAgiSettings
+from ivr.transports.sip.config import SipSettings
 from ivr.transports.twilio.config import TwilioSettings
 from ivr.consent.config import ConsentConfig, RetentionConfig
 from ivr.limits.config import LimitsConfig
@@ -60,11 +61,13 @@ class Settings(BaseSettings):
     http: HttpSettings = HttpSettings()
     prompts: PromptSettings = PromptSettings()
     service: ServiceSettings = ServiceSettings()
-    # Transports (ivr/transports/*/config.py): Asterisk (docs/admins.md), Twilio (docs/twilio.md).
+    # Transports (ivr/transports/*/config.py): Asterisk (docs/admins.md), Twilio (docs/twilio.md),
+    # SIP endpoint (docs/sip.md).
     ami: AmiSettings = AmiSettings()
     audiosocket: AudioSocketSettings = AudioSocketSettings()
     fastagi: FastAgiSettings = FastAgiSettings()
     twilio: TwilioSettings = TwilioSettings()
+    sip: SipSettings = SipSettings()
     # Fallback factors: decision policy, attempt limits, consent, retention, server secrets.
     policy: PolicySettings = PolicySettings()
     limits: LimitsConfig = LimitsConfig()

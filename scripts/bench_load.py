@@ -12,6 +12,7 @@ collected" to the decision), the worker's CPU (% of one core, from
     .venv/bin/python scripts/bench_load.py --levels 5 10 --calls-per-level 2
     .venv/bin/python scripts/bench_load.py --burst            # every call of a level at once
     .venv/bin/python scripts/bench_load.py --twilio --levels 50 100   # Twilio Media Streams, no Asterisk
+    .venv/bin/python scripts/bench_load.py --sip --levels 10 20       # the SIP endpoint (pyVoIP) dialled by Asterisk
     .venv/bin/python scripts/bench_load.py --workers 2 --population 100000 --levels 100 200 250
 
 Asterisk mode needs root (the lab chroot), sipp, espeak-ng.  Every caller is the same
@@ -40,6 +41,13 @@ frames in real time, the shipped prompts played back with marks, the
 (one authentication per account at a time is a security rule), all enrolled
 with the same voice. The simulator runs in this process and takes CPU from
 the same cores: the machine's load average is printed with each level.
+
+``--sip``: sipp calls the lab Asterisk, whose dialplan dials the worker's SIP
+endpoint (``ivr serve`` with ``VOICEAUTH_SIP__ENABLED``, registered to the lab
+as ``voiceauth-sip``) with ``81<account>``: the media goes sipp -> Asterisk ->
+pyVoIP's RTP threads -> the worker's loop. Each call claims an account of its
+own (sipp injection file, in turn), all enrolled with the same voice, as in
+the Twilio mode; the criterion is decision p95 <= 0.3 s.
 """
 
 from __future__ import annotations
@@ -151,8 +159,9 @@ class Worker:
 
 
 def run_level(lab: Lab, workers: list[Worker], scenario: Path, work: Path, accounts: list[str],
-              concurrency: int, calls: int, call_s: float, burst: bool = False) -> Level:
-    """``calls`` calls, each from its own number claiming its own account (the next ``calls`` of ``accounts``)."""
+              concurrency: int, calls: int, call_s: float, burst: bool = False, dial: str = "7") -> Level:
+    """``calls`` calls, each from its own number claiming its own account (the next ``calls`` of ``accounts``),
+    dialling ``dial`` + account (the scenario's request user is the injection file's field0)."""
     offsets = [len(w.log.read_text().splitlines()) for w in workers]
     pids = [w.process.pid for w in workers]
     cpu0, busy0, t0 = sum(map(cpu_seconds, pids)), system_busy(), time.monotonic()
@@ -160,7 +169,7 @@ def run_level(lab: Lab, workers: list[Worker], scenario: Path, work: Path, accou
     # Burst: every call of the level within about a second, so their decisions collide.
     rate = float(concurrency) if burst else max(1.0, concurrency / call_s)
     injection = work / "callers.csv"
-    injection.write_text("SEQUENTIAL\n" + "".join(f"7{a};+1555{a.zfill(7)};\n" for a in accounts[:calls]))
+    injection.write_text("SEQUENTIAL\n" + "".join(f"{dial}{a};+1555{a.zfill(7)};\n" for a in accounts[:calls]))
     del accounts[:calls]
     sipp = subprocess.Popen(
         ["sipp", "-sf", str(scenario), "-inf", str(injection), "-i", "127.0.0.1", "-p", "5090",
@@ -255,6 +264,8 @@ def main() -> int:
     parser.add_argument("--keep-lab", action="store_true", help="leave the lab Asterisk running afterwards")
     parser.add_argument("--twilio", action="store_true",
                         help="callers are Twilio Media Streams (the simulator) instead of sipp through Asterisk")
+    parser.add_argument("--sip", action="store_true",
+                        help="Asterisk dials the worker's SIP endpoint (pyVoIP) instead of AudioSocket")
     parser.add_argument("--workers", type=int, choices=(1, 2), default=1,
                         help="ivr serve processes; 2 share a fresh PostgreSQL database on 127.0.0.1:5432")
     parser.add_argument("--population", type=int, default=0,
@@ -274,7 +285,7 @@ def main() -> int:
     try:
         # Stopped again afterwards, also on Ctrl-C or SIGTERM, unless it was running before.
         with running_lab(lab, keep=args.keep_lab):
-            bench(lab, work, args, rows)
+            (bench_sip if args.sip else bench)(lab, work, args, rows)
     except KeyboardInterrupt:
         print("\ninterrupted: the worker, sipp and the lab Asterisk this bench started are stopped",
               file=sys.stderr)
@@ -379,6 +390,53 @@ def set_lab_global(lab: Lab, name: str, value: str) -> None:
     """A dialplan global of the running lab (the lab's 7NNNN extension reads VOICEAUTH_WORKER_2)."""
     subprocess.run(["chroot", str(lab.directory), "asterisk", "-rx", f"dialplan set global {name} {value}"],
                    check=True, capture_output=True, timeout=30)
+
+
+# -- SIP endpoint mode -------------------------------------------------------------------------
+
+def bench_sip(lab: Lab, work: Path, args: argparse.Namespace, rows: list[Level]) -> None:
+    """Enrol one account per concurrent caller, start ``ivr serve`` with the SIP endpoint, run every level."""
+    from ivr.demo import IMPOSTOR_TEXT, VERIFY_TEXT
+
+    most = max(args.levels)
+    http_port = lab.sip_results_port  # where the lab dialplan's CURL() reads results
+    env = {**os.environ, "VOICEAUTH_DATA_DIR": str(work / "data"), "VOICEAUTH_AMI__ENABLED": "false",
+           "VOICEAUTH_FASTAGI__ENABLED": "false", "VOICEAUTH_AUDIOSOCKET__PORT": str(free_port()),
+           "VOICEAUTH_HTTP__PORT": str(http_port),
+           "VOICEAUTH_PROMPTS__GENERATED_DIR": str(REPO / ".lab" / "prompts"),
+           "VOICEAUTH_SIP__ENABLED": "true", "VOICEAUTH_SIP__REGISTRAR_PORT": str(lab.sip_port),
+           "VOICEAUTH_SIP__USERNAME": lab.sip_user, "VOICEAUTH_SIP__PASSWORD": lab.sip_secret,
+           "VOICEAUTH_SIP__ROUTES": '{"81": "verify"}', "VOICEAUTH_SIP__MAX_CALLS": str(most + 20),
+           # sipp's own media ports start at 20000 (run_level): keep the endpoint's RTP out of their way.
+           "VOICEAUTH_SIP__RTP_PORT_LOW": "30000", "VOICEAUTH_SIP__RTP_PORT_HIGH": "30999",
+           # One voice under every account: plain cosine, as in the other modes.
+           "VOICEAUTH_VERIFICATION__NORMALISATION": "none"}
+    # A fresh account for every call: the same recording twice on one account is (rightly) a replay.
+    plan = [level if args.burst else max(level, int(level * args.calls_per_level)) for level in args.levels]
+    accounts = [f"{50000 + n}" for n in range(1 + sum(plan))]
+    print(f"work dir {work}; enrolling {len(accounts)} accounts", flush=True)
+    enrol_accounts(env, accounts)
+    speech = speech_file(work / "caller.ulaw", [speech_8k(VERIFY_TEXT), speech_8k(IMPOSTOR_TEXT)])
+    scenario = work / "bench_sip.xml"
+    # The dialled number is 81<account>, the account and the caller's number taken in turn from the injection file.
+    text = render([speak(speech)], caller="[field1]", ending="wait_bye", wait_ms=120000)
+    scenario.write_text(text.replace("[service]", "[field0]"))
+    log = work / "worker.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen([str(IVR), "serve"], env=env, stdout=out, stderr=out, start_new_session=True)
+    worker = [Worker(process, http_port, log)]
+    try:
+        wait_ready(http_port, process, 300)
+        solo = run_level(lab, worker, scenario, work, accounts, 1, 1, 12.0, dial="81")
+        call_s = solo.durations[0] if solo.durations else 12.0
+        print(f"single call: {call_s:.1f} s, decision {solo.decision}", flush=True)
+        for level, calls in zip(args.levels, plan):
+            rows.append(run_level(lab, worker, scenario, work, accounts, level, calls, call_s,
+                                  burst=args.burst, dial="81"))
+            print(f"  level {level} done in {rows[-1].wall_s:.0f} s, load average "
+                  f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}", flush=True)
+    finally:
+        stop_process(process, 60)
 
 
 # -- Twilio Media Streams mode ------------------------------------------------------------------

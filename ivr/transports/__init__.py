@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 REGISTERED = (
     "ivr.transports.asterisk",  # AudioSocket + FastAGI + AMI
     "ivr.transports.twilio",  # Programmable Voice Media Streams
+    "ivr.transports.sip",  # a SIP endpoint (pyVoIP) any PBX dials
 )
 
 

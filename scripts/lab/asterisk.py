@@ -35,6 +35,11 @@ class Lab:
     audiosocket_port: int = 9092
     agi_port: int = 4573
     ami_user: str = "voiceauth"
+    # The engine's SIP endpoint registers as this user (scripts/lab/etc/pjsip.conf); the dialplan reads
+    # its results from the worker's HTTP endpoint on this port.
+    sip_user: str = "voiceauth-sip"
+    sip_secret: str = "voiceauth-lab-sip"
+    sip_results_port: int = 19093
     ami_secret: str = "voiceauth-lab"  # matches scripts/lab/etc/manager.conf
 
     def ami_client(self, **kwargs: float) -> "AmiClient":
@@ -51,6 +56,7 @@ class Lab:
             "VOICEAUTH_LAB_AMI_PORT": str(self.ami_port),
             "VOICEAUTH_LAB_AUDIOSOCKET": f"127.0.0.1:{self.audiosocket_port}",
             "VOICEAUTH_LAB_AGI": f"127.0.0.1:{self.agi_port}",
+            "VOICEAUTH_LAB_SIP_RESULTS": f"http://127.0.0.1:{self.sip_results_port}",
         }
 
     def _script(self, name: str, *args: str, timeout: float,

@@ -114,7 +114,13 @@ def quiet() -> tuple[str, str]:
     return ("quiet", "")
 
 
-def render(steps: list[tuple[str, str]], *, caller: str, ending: str, wait_ms: int) -> str:
+# G.711 as sipp offers and streams it: SDP payload type and rtpmap.
+CODECS = {"ulaw": (0, "PCMU"), "alaw": (8, "PCMA")}
+
+
+def render(steps: list[tuple[str, str]], *, caller: str, ending: str, wait_ms: int, codec: str = "ulaw") -> str:
+    """The sipp scenario; ``codec="alaw"`` offers only PCMA and streams the audio files as PCMA (A-law files)."""
+    payload_type, name = CODECS[codec]
     body = []
     for kind, value in steps:
         if kind == "dtmf":
@@ -122,7 +128,7 @@ def render(steps: list[tuple[str, str]], *, caller: str, ending: str, wait_ms: i
         elif kind == "pause":
             body.append(f'  <pause milliseconds="{value}"/>')
         elif kind == "speak":
-            body.append(f'  <nop><action><exec rtp_stream="{value},-1,0"/></action></nop>')
+            body.append(f'  <nop><action><exec rtp_stream="{value},-1,{payload_type}"/></action></nop>')
         elif kind == "quiet":
             body.append('  <nop><action><exec rtp_stream="pause"/></action></nop>')
         elif kind == "text":
@@ -131,6 +137,8 @@ def render(steps: list[tuple[str, str]], *, caller: str, ending: str, wait_ms: i
             raise ValueError(f"unknown step {kind!r}")
     end = WAIT_BYE if ending == "wait_bye" else HANG_UP
     text = (SCENARIOS / "ivr_caller.xml").read_text()
+    text = text.replace("RTP/AVP 0 96", f"RTP/AVP {payload_type} 96").replace(
+        "a=rtpmap:0 PCMU/8000", f"a=rtpmap:{payload_type} {name}/8000")
     return (
         text.replace("@STEPS@", "\n".join(body))
         .replace("@ENDING@", end.format(caller=caller, wait_ms=wait_ms))
@@ -149,12 +157,13 @@ async def place_call(
     ending: str = "wait_bye",
     wait_ms: int = 60000,
     timeout: float = 90,
+    codec: str = "ulaw",
 ) -> SippResult:
-    """One sipp call (asyncio subprocess, so servers in this loop keep serving)."""
+    """One sipp call (asyncio subprocess, so servers in this loop keep serving); ``codec``: see :func:`render`."""
     slot = next(_ports) % 200
     sip_port, media_port = 5100 + 2 * slot, 7000 + 10 * slot
     scenario = workdir / f"{caller}-{exten}.xml"
-    scenario.write_text(render(steps, caller=caller, ending=ending, wait_ms=wait_ms))
+    scenario.write_text(render(steps, caller=caller, ending=ending, wait_ms=wait_ms, codec=codec))
     for file in audio:
         if file.parent != workdir:
             # Calls placed at the same time share the file: each writes a copy and renames it into
@@ -224,13 +233,20 @@ def to_ulaw(samples: np.ndarray) -> bytes:
     return audioop.lin2ulaw(pcm, 2)
 
 
-def speech_file(path: Path, clips: list[np.ndarray], *, gap_s: float = 1.5, lead_s: float = 0.0) -> Path:
-    """Sentences at 8 kHz separated by silence (so an enrolment utterance can end), as mu-law."""
+def speech_file(path: Path, clips: list[np.ndarray], *, gap_s: float = 1.5, lead_s: float = 0.0,
+                codec: str = "ulaw") -> Path:
+    """Sentences at 8 kHz separated by silence (so an enrolment utterance can end), as mu-law (or A-law)."""
     gap = np.zeros(int(gap_s * 8000), dtype=np.float32)
     parts = [np.zeros(int(lead_s * 8000), dtype=np.float32)]
     for clip in clips:
         parts += [clip.astype(np.float32), gap]
-    path.write_bytes(to_ulaw(np.concatenate(parts)))
+    samples = np.concatenate(parts)
+    if codec == "alaw":
+        from voiceprints.audio.g711 import alaw_encode
+
+        path.write_bytes(alaw_encode(samples))
+    else:
+        path.write_bytes(to_ulaw(samples))
     return path
 
 

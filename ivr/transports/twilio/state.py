@@ -5,8 +5,9 @@
   for a token that was issued, is used once, within its lifetime, and for
   the same call. Nobody else can open a stream: the WebSocket itself carries
   no signature.
-* Results: a flow's result, kept by CallSid for the ``<Connect>`` action that
-  continues the call and for ``GET /twilio/calls/{CallSid}/result``.
+* Results: a flow's result, kept by CallSid (:class:`ivr.transports.results.CallResults`)
+  for the ``<Connect>`` action that continues the call and for
+  ``GET /twilio/calls/{CallSid}/result``.
 
 Both are bounded in size and time, and in memory: a result is read from the
 worker that ran the call (the action URL and the stream reach the same one).
@@ -20,11 +21,12 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable
 
-from ivr.call import FlowResult
+from ivr.transports.results import MAX_ENTRIES, CallResults
 
-# Far above any real rate of calls waiting to stream or to be continued on
-# one worker; a flood of signed webhooks (a leaked auth token) cannot grow memory past it.
-MAX_ENTRIES = 10_000
+__all__ = ["Announcement", "CallResults", "MAX_ENTRIES", "StreamTokens"]
+
+# MAX_ENTRIES (ivr.transports.results) bounds the tokens too: a flood of signed
+# webhooks (a leaked auth token) cannot grow memory past it.
 
 
 @dataclass(frozen=True)
@@ -76,40 +78,3 @@ class StreamTokens:
             if expires >= now:
                 break
             del self._tokens[token]
-
-
-class CallResults:
-    def __init__(self, ttl_s: float, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self._ttl_s = ttl_s
-        self._clock = clock
-        self._results: OrderedDict[str, tuple[FlowResult, float]] = OrderedDict()
-        # Results of streams that closed whose <Connect> action has not come yet, by when they were kept.
-        self.awaiting_action: dict[str, float] = {}
-
-    def put(self, call_sid: str, result: FlowResult, *, awaiting_action: bool) -> None:
-        self._expire()
-        while len(self._results) >= MAX_ENTRIES:
-            old, _ = self._results.popitem(last=False)
-            self.awaiting_action.pop(old, None)
-        self._results[call_sid] = (result, self._clock() + self._ttl_s)
-        self._results.move_to_end(call_sid)
-        if awaiting_action:
-            self.awaiting_action[call_sid] = self._clock()
-
-    def get(self, call_sid: str) -> FlowResult | None:
-        entry = self._results.get(call_sid)
-        if entry is None or entry[1] < self._clock():
-            return None
-        return entry[0]
-
-    def continued(self, call_sid: str) -> None:
-        self.awaiting_action.pop(call_sid, None)
-
-    def _expire(self) -> None:
-        now = self._clock()
-        while self._results:
-            call_sid, (_, expires) = next(iter(self._results.items()))
-            if expires >= now:
-                break
-            del self._results[call_sid]
-            self.awaiting_action.pop(call_sid, None)

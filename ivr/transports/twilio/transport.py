@@ -25,7 +25,6 @@ with a bearer token.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import re
 import time
@@ -37,6 +36,7 @@ from fastapi.responses import JSONResponse
 
 from ivr.call import CallInfo, FlowResult, Result
 from ivr.transports.base import Calls, TransportEnv
+from ivr.transports.results import ResultNotReadable
 from ivr.transports.twilio import wire
 from ivr.transports.twilio.prompts import PromptFrames
 from ivr.transports.twilio.session import POLICY, MediaStreamSession, StreamClosed, decode
@@ -203,11 +203,10 @@ class TwilioTransport:
         token = self._cfg.result_token.get_secret_value()
         if not token:
             raise HTTPException(404, "the result API is off (VOICEAUTH_TWILIO__RESULT_TOKEN)")
-        if not hmac.compare_digest(authorization.encode(), f"Bearer {token}".encode()):
-            raise HTTPException(401, "bearer token required")
-        result = self.results.get(call_sid)
-        if result is None:
-            raise HTTPException(404, "no result for this call")
+        try:
+            result = self.results.readable(call_sid, token=token, authorization=authorization)
+        except ResultNotReadable as exc:
+            raise HTTPException(exc.status, str(exc)) from None
         return {"CallSid": call_sid, **result_parameters(result)}
 
     # -- Media Streams -----------------------------------------------------------------

@@ -8,9 +8,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
 from ivr.call import FlowResult
+from ivr.transports.results import MAX_VALUE, result_parameters
 
-# One short line per value: agents read the reason on a screen, and URLs have length limits.
-MAX_VALUE = 200
+__all__ = ["MAX_VALUE", "connect_stream", "continue_with_result", "result_parameters"]
 
 
 def connect_stream(stream_url: str, action_url: str, parameters: Mapping[str, str]) -> str:
@@ -26,11 +26,6 @@ def connect_stream(stream_url: str, action_url: str, parameters: Mapping[str, st
         stream.parameter(name=name, value=value)
     response.append(connect)
     return str(response)
-
-
-def result_parameters(result: FlowResult) -> dict[str, str]:
-    """The ``VOICEAUTH_*`` values, each one bounded line."""
-    return {name: " ".join(value.split())[:MAX_VALUE] for name, value in result.variables().items()}
 
 
 def continue_with_result(result_url: str, method: str, result: FlowResult) -> str:
