@@ -252,6 +252,50 @@ def print_table(rows: list[Level]) -> None:
         print("| " + " | ".join(cell.rjust(width) for cell, width in zip(row, widths)) + " |")
 
 
+def print_summary(rows: list[Level]) -> None:
+    print_table(rows)
+    ok = [r.concurrency for r in rows if r.decision and percentile(r.decision, 95) <= 0.3
+          and r.answered == r.placed]
+    print(f"\nhighest level with every call answered and decision p95 <= 0.3 s: {max(ok) if ok else 'none'}")
+
+
+def call_plan(args: argparse.Namespace) -> list[int]:
+    """Calls placed at each level: the level itself in a burst, else ``--calls-per-level`` times it."""
+    return [level if args.burst else max(level, int(level * args.calls_per_level)) for level in args.levels]
+
+
+def caller_scenario(work: Path) -> Path:
+    """sipp's caller: dials the injection file's field0 from the number in field1 and speaks until hung up."""
+    from ivr.demo import IMPOSTOR_TEXT, VERIFY_TEXT
+
+    # The caller's speech loops until the worker hangs up: two sentences are plenty.
+    speech = speech_file(work / "caller.ulaw", [speech_8k(VERIFY_TEXT), speech_8k(IMPOSTOR_TEXT)])
+    scenario = work / "caller.xml"
+    scenario.write_text(render([speak(speech)], caller="[field1]", ending="wait_bye", wait_ms=120000)
+                        .replace("[service]", "[field0]"))
+    return scenario
+
+
+def run_levels(lab: Lab, workers: list[Worker], work: Path, accounts: list[str], args: argparse.Namespace,
+               rows: list[Level], dial: str = "7") -> None:
+    """One call alone, then every level of ``args``; appends one row per level to ``rows``."""
+    scenario = caller_scenario(work)
+    # The call length without contention sets the call rate of each level.
+    solo = run_level(lab, workers, scenario, work, accounts, 1, 1, 12.0, dial=dial)
+    call_s = solo.durations[0] if solo.durations else 12.0
+    print(f"single call: {call_s:.1f} s, decision {solo.decision}, result {solo.passed and 'PASS' or solo.other}",
+          flush=True)
+    for level, calls in zip(args.levels, call_plan(args)):
+        rows.append(run_level(lab, workers, scenario, work, accounts, level, calls, call_s, burst=args.burst,
+                              dial=dial))
+        print_level_done(rows[-1])
+
+
+def print_level_done(row: Level) -> None:
+    print(f"  level {row.concurrency} done in {row.wall_s:.0f} s, load average "
+          f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -298,10 +342,7 @@ def main() -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
     print()
-    print_table(rows)
-    ok = [r.concurrency for r in rows if r.decision and percentile(r.decision, 95) <= 0.3
-          and r.answered == r.placed]
-    print(f"\nhighest level with every call answered and decision p95 <= 0.3 s: {max(ok) if ok else 'none'}")
+    print_summary(rows)
     return 0
 
 
@@ -320,21 +361,12 @@ def bench(lab: Lab, work: Path, args: argparse.Namespace, rows: list[Level]) -> 
                "VOICEAUTH_VERIFICATION__NORMALISATION": "none"}
         if args.workers > 1:
             env.update(shared_database(stack))
-        calls = [level if args.burst else max(level, int(level * args.calls_per_level)) for level in args.levels]
-        accounts = [f"{1000 + n}" for n in range(1 + sum(calls))]
+        accounts = [f"{1000 + n}" for n in range(1 + sum(call_plan(args)))]
         print(f"work dir {work}; enrolling {len(accounts)} accounts"
               + (f" and {args.population} other voiceprints" if args.population else ""), flush=True)
         started = time.monotonic()
         enrol_accounts({**env, "VOICEAUTH_DATA_DIR": str(work / "data-0")}, accounts, args.population)
         print(f"store ready in {time.monotonic() - started:.0f} s", flush=True)
-
-        from ivr.demo import IMPOSTOR_TEXT, VERIFY_TEXT
-
-        # The caller's speech loops until the worker hangs up: two sentences are plenty.
-        speech = speech_file(work / "caller.ulaw", [speech_8k(VERIFY_TEXT), speech_8k(IMPOSTOR_TEXT)])
-        scenario = work / "bench.xml"
-        scenario.write_text(render([speak(speech)], caller="[field1]", ending="wait_bye", wait_ms=120000)
-                            .replace("[service]", "[field0]"))
         workers: list[Worker] = []
         stack.callback(lambda: [stop_process(w.process, 60) for w in workers])
         for n in range(args.workers):
@@ -352,15 +384,7 @@ def bench(lab: Lab, work: Path, args: argparse.Namespace, rows: list[Level]) -> 
             wait_ready(http_port, process, 300)
             if n == 1:
                 set_lab_global(lab, "VOICEAUTH_WORKER_2", f"127.0.0.1:{audiosocket}")
-        # One call alone first: the call length without contention sets the call rate of each level.
-        solo = run_level(lab, workers, scenario, work, accounts, 1, 1, 12.0)
-        call_s = solo.durations[0] if solo.durations else 12.0
-        print(f"single call: {call_s:.1f} s, decision {solo.decision}, result {solo.passed and 'PASS' or solo.other}",
-              flush=True)
-        for level, count in zip(args.levels, calls):
-            rows.append(run_level(lab, workers, scenario, work, accounts, level, count, call_s, burst=args.burst))
-            print(f"  level {level} done in {rows[-1].wall_s:.0f} s, load average "
-                  f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}", flush=True)
+        run_levels(lab, workers, work, accounts, args, rows)
 
 
 def shared_database(stack: contextlib.ExitStack) -> dict[str, str]:
@@ -395,9 +419,7 @@ def set_lab_global(lab: Lab, name: str, value: str) -> None:
 # -- SIP endpoint mode -------------------------------------------------------------------------
 
 def bench_sip(lab: Lab, work: Path, args: argparse.Namespace, rows: list[Level]) -> None:
-    """Enrol one account per concurrent caller, start ``ivr serve`` with the SIP endpoint, run every level."""
-    from ivr.demo import IMPOSTOR_TEXT, VERIFY_TEXT
-
+    """Enrol one account per call, start ``ivr serve`` with the SIP endpoint, run every level."""
     most = max(args.levels)
     http_port = lab.sip_results_port  # where the lab dialplan's CURL() reads results
     env = {**os.environ, "VOICEAUTH_DATA_DIR": str(work / "data"), "VOICEAUTH_AMI__ENABLED": "false",
@@ -412,29 +434,16 @@ def bench_sip(lab: Lab, work: Path, args: argparse.Namespace, rows: list[Level])
            # One voice under every account: plain cosine, as in the other modes.
            "VOICEAUTH_VERIFICATION__NORMALISATION": "none"}
     # A fresh account for every call: the same recording twice on one account is (rightly) a replay.
-    plan = [level if args.burst else max(level, int(level * args.calls_per_level)) for level in args.levels]
-    accounts = [f"{50000 + n}" for n in range(1 + sum(plan))]
+    accounts = [f"{50000 + n}" for n in range(1 + sum(call_plan(args)))]
     print(f"work dir {work}; enrolling {len(accounts)} accounts", flush=True)
     enrol_accounts(env, accounts)
-    speech = speech_file(work / "caller.ulaw", [speech_8k(VERIFY_TEXT), speech_8k(IMPOSTOR_TEXT)])
-    scenario = work / "bench_sip.xml"
-    # The dialled number is 81<account>, the account and the caller's number taken in turn from the injection file.
-    text = render([speak(speech)], caller="[field1]", ending="wait_bye", wait_ms=120000)
-    scenario.write_text(text.replace("[service]", "[field0]"))
     log = work / "worker.log"
     with open(log, "wb") as out:
         process = subprocess.Popen([str(IVR), "serve"], env=env, stdout=out, stderr=out, start_new_session=True)
-    worker = [Worker(process, http_port, log)]
     try:
         wait_ready(http_port, process, 300)
-        solo = run_level(lab, worker, scenario, work, accounts, 1, 1, 12.0, dial="81")
-        call_s = solo.durations[0] if solo.durations else 12.0
-        print(f"single call: {call_s:.1f} s, decision {solo.decision}", flush=True)
-        for level, calls in zip(args.levels, plan):
-            rows.append(run_level(lab, worker, scenario, work, accounts, level, calls, call_s,
-                                  burst=args.burst, dial="81"))
-            print(f"  level {level} done in {rows[-1].wall_s:.0f} s, load average "
-                  f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}", flush=True)
+        # The dialled number is 81<account>: the endpoint's route for the verify flow.
+        run_levels(lab, [Worker(process, http_port, log)], work, accounts, args, rows, dial="81")
     finally:
         stop_process(process, 60)
 
@@ -463,10 +472,7 @@ def twilio_main(args: argparse.Namespace) -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
     print()
-    print_table(rows)
-    ok = [r.concurrency for r in rows if r.decision and percentile(r.decision, 95) <= 0.3
-          and r.answered == r.placed]
-    print(f"\nhighest level with every call answered and decision p95 <= 0.3 s: {max(ok) if ok else 'none'}")
+    print_summary(rows)
     return 0
 
 
@@ -578,12 +584,10 @@ async def bench_twilio(work: Path, args: argparse.Namespace, rows: list[Level]) 
         solo = await twilio_level(worker, http_port, log, 1, 1, 12.0, accounts, one_call)
         call_s = solo.durations[0] if solo.durations else 12.0
         print(f"single call: {call_s:.1f} s, decision {solo.decision}", flush=True)
-        for level in args.levels:
-            calls = level if args.burst else max(level, int(level * args.calls_per_level))
+        for level, calls in zip(args.levels, call_plan(args)):
             rows.append(await twilio_level(worker, http_port, log, level, calls, 0.0 if args.burst else call_s,
                                            accounts, one_call))
-            print(f"  level {level} done in {rows[-1].wall_s:.0f} s, load average "
-                  f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}", flush=True)
+            print_level_done(rows[-1])
     finally:
         await sim.aclose()
         stop_process(worker, 60)
