@@ -7,8 +7,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
 from scripts.lab.asterisk import Lab, LabUnavailable
+from scripts.lab.callers import DialplanResults
 from scripts.lab.lifetime import running_lab
 from tests.speech import SPEAKERS, Speaker, espeak_available, synth, utterances
 
@@ -83,3 +85,13 @@ def caller_speech(tmp_path_factory: pytest.TempPathFactory) -> Path:
         check=True, capture_output=True, timeout=30,
     )
     return ulaw
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def results(asterisk: Lab):
+    """Results as the lab dialplan saw them (its VoiceAuthResult events), by caller ID."""
+    async with asterisk.ami_client() as ami:
+        await ami.wait_connected(10)
+        events = DialplanResults(ami)
+        yield events
+        events.close()

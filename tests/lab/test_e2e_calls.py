@@ -120,15 +120,6 @@ async def worker(settings: Settings):
         yield service
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def results(asterisk: Lab):
-    async with asterisk.ami_client() as ami:
-        await ami.wait_connected(10)
-        events = DialplanResults(ami)
-        yield events
-        events.close()
-
-
 def verify_script(account: str, speech: Path) -> list:
     """Key in the account, then talk (the worker drops what is said over its prompts)."""
     return [pause(800), keys(f"{account}#"), pause(2000), speak(speech)]

@@ -21,7 +21,7 @@ import pytest
 import pytest_asyncio
 
 from scripts.lab.asterisk import REPO, Lab
-from scripts.lab.callers import DialplanResults, keys, pause, place_call, speak, speech_file
+from scripts.lab.callers import keys, pause, place_call, speak, speech_file
 from tests.lab.serve_process import start_serve, stop_serve
 from tests.speech import SENTENCES, SPEAKERS, synth
 
@@ -53,15 +53,6 @@ async def serve(asterisk: Lab, tmp_path_factory: pytest.TempPathFactory):
     base = f"http://127.0.0.1:{http_port}"
     yield process, base, data / "serve.log"
     await stop_serve(process)
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def results(asterisk: Lab):
-    async with asterisk.ami_client() as ami:
-        await ami.wait_connected(10)
-        events = DialplanResults(ami)
-        yield events
-        events.close()
 
 
 @pytest.fixture(scope="module")

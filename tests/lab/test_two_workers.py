@@ -85,24 +85,22 @@ async def workers(asterisk: Lab, shared_env, tmp_path_factory: pytest.TempPathFa
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def dialplan(asterisk: Lab):
-    """Results as the dialplan saw them, and a way to point the lab's globals at a worker (restored after)."""
+async def route(asterisk: Lab):
+    """Point the lab dialplan's globals at a worker: ``route(VOICEAUTH_WORKER=...)`` (restored after)."""
     async with asterisk.ami_client() as ami:
         await ami.wait_connected(10)
         names = ("VOICEAUTH_WORKER", "VOICEAUTH_AGI")
         before = {n: (await ami.action("Getvar", {"Variable": n})).get("Value", "") for n in names}
 
-        async def route(**values: str) -> None:
+        async def point(**values: str) -> None:
             for name, value in values.items():
                 reply = await ami.action("Setvar", {"Variable": name, "Value": value})
                 assert not reply.is_error, reply
 
-        events = DialplanResults(ami)
         try:
-            yield route, events
+            yield point
         finally:
-            events.close()
-            await route(**before)
+            await point(**before)
 
 
 @pytest.fixture(scope="module")
@@ -142,38 +140,35 @@ async def call(asterisk: Lab, events: DialplanResults, exten: str, steps: list, 
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def enrolled(asterisk: Lab, workers, dialplan, speech, tmp_path_factory):
+async def enrolled(asterisk: Lab, workers, route, results, speech, tmp_path_factory):
     """Alice enrols by phone through worker A, over FastAGI."""
-    route, events = dialplan
     a_audiosocket, a_agi, _ = workers["a"]
     await route(VOICEAUTH_WORKER=a_audiosocket, VOICEAUTH_AGI=a_agi)
     steps = [pause(800), keys(f"{ACCOUNT}#"), pause(2500), keys(f"{PIN}#"), pause(2500), keys("1"), pause(1500),
              speak(speech["enrol"])]
-    return await call(asterisk, events, "410", steps, speech["enrol"], "two-enrol", tmp_path_factory.mktemp("e"))
+    return await call(asterisk, results, "410", steps, speech["enrol"], "two-enrol", tmp_path_factory.mktemp("e"))
 
 
 async def test_a_caller_enrolled_through_one_worker_verifies_through_the_other_over_audiosocket(
-        asterisk, workers, dialplan, enrolled, speech, tmp_path):
+        asterisk, workers, route, results, enrolled, speech, tmp_path):
     assert enrolled["Result"] == "ENROLLED", enrolled
-    route, events = dialplan
     b_audiosocket, _, b_log = workers["b"]
     await route(VOICEAUTH_WORKER=b_audiosocket)
-    result = await call(asterisk, events, "100", verify_steps(speech["audiosocket"]), speech["audiosocket"],
+    result = await call(asterisk, results, "100", verify_steps(speech["audiosocket"]), speech["audiosocket"],
                         "two-verify-as", tmp_path)
     assert result["Result"] == "PASS", result
     assert "via=audiosocket" in b_log.read_text()
 
 
 async def test_over_fastagi_the_audio_leg_comes_back_to_the_worker_that_took_the_agi_call(
-        asterisk, workers, dialplan, enrolled, speech, tmp_path):
+        asterisk, workers, route, results, enrolled, speech, tmp_path):
     """The dialplan's AudioSocket address names worker A (as a shared address would); B takes the AGI call."""
     assert enrolled["Result"] == "ENROLLED", enrolled
-    route, events = dialplan
     a_audiosocket, _, a_log = workers["a"]
     _, b_agi, b_log = workers["b"]
     await route(VOICEAUTH_WORKER=a_audiosocket, VOICEAUTH_AGI=b_agi)
     a_calls = a_log.read_text().count("call start")
-    result = await call(asterisk, events, "400", verify_steps(speech["fastagi"]), speech["fastagi"],
+    result = await call(asterisk, results, "400", verify_steps(speech["fastagi"]), speech["fastagi"],
                         "two-verify-agi", tmp_path)
     assert result["Result"] == "PASS", result
     assert "via=fastagi" in b_log.read_text()
@@ -181,8 +176,7 @@ async def test_over_fastagi_the_audio_leg_comes_back_to_the_worker_that_took_the
 
 
 async def test_an_erasure_is_honoured_by_the_other_worker_on_its_next_call(
-        asterisk, workers, dialplan, enrolled, shared_env, speech, tmp_path):
-    route, events = dialplan
+        asterisk, workers, route, results, enrolled, shared_env, speech, tmp_path):
     b_audiosocket, b_agi, _ = workers["b"]
     await route(VOICEAUTH_WORKER=b_audiosocket, VOICEAUTH_AGI=b_agi)
     erased = await asyncio.create_subprocess_exec(
@@ -190,6 +184,6 @@ async def test_an_erasure_is_honoured_by_the_other_worker_on_its_next_call(
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     output, _ = await asyncio.wait_for(erased.communicate(), 120)
     assert erased.returncode == 0, output
-    result = await call(asterisk, events, "100", verify_steps(speech["erased"]), speech["erased"],
+    result = await call(asterisk, results, "100", verify_steps(speech["erased"]), speech["erased"],
                         "two-verify-erased", tmp_path)
     assert result["Result"] == "NOT_ENROLLED", result

@@ -96,15 +96,6 @@ async def worker(settings: Settings, tmp_path_factory):
         yield service
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def results(asterisk: Lab):
-    async with asterisk.ami_client() as ami:
-        await ami.wait_connected(10)
-        events = DialplanResults(ami)
-        yield events
-        events.close()
-
-
 def typing(digits: str, silence: Path) -> list:
     """Key in ``digits`` (0.4 s each, sipp plays them in the background), then back to the line's audio."""
     return [quiet(), keys(digits), pause(400 * len(digits) + 500), speak(silence), pause(1500)]

@@ -17,7 +17,7 @@ from ivr.prompts.catalog import PROMPTS
 from ivr.service.worker import VoiceAuthService
 from ivr.settings import Settings
 from scripts.lab.asterisk import Lab
-from scripts.lab.callers import DialplanResults, keys, pause, place_call, running_worker, speak, speech_file
+from scripts.lab.callers import keys, pause, place_call, running_worker, speak, speech_file
 from tests.lab.test_e2e_calls import GENERATED_PROMPTS, write_tone
 from tests.speech import SENTENCES, SPEAKERS, synth
 from voiceprints.audio.clip import AudioClip
@@ -82,15 +82,6 @@ async def worker(settings: Settings, cache: Path):
         SqlWatchlistStore(engine.store).add("fraud-ring-7", engine.model_id, vector, source="test",
                                             net_speech_s=speech_s)
         yield service
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def results(asterisk: Lab):
-    async with asterisk.ami_client() as ami:
-        await ami.wait_connected(10)
-        events = DialplanResults(ami)
-        yield events
-        events.close()
 
 
 class KnownChallenge:
