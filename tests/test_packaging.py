@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -24,6 +23,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.fakes.mailbox import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -88,12 +89,6 @@ def test_the_wheel_holds_every_file_of_the_engine_and_nothing_else(built):
                    "voiceprints/store/migrations/env.py", "ivr/db/migrations/env.py",
                    "ivr/db/migrations/versions/0001_customers_otp_knowledge.py", "ivr/policy/default.yaml"):
         assert needed in shipped
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_ivr_serve_starts_from_the_installed_wheel_with_its_migrations_and_default_policy(built, tmp_path):

@@ -13,7 +13,6 @@ Asterisk lines.
 from __future__ import annotations
 
 import asyncio
-import socket
 import wave
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from ivr.db.engine import open_database
 from ivr.prompts.catalog import PROMPTS
 from ivr.service.worker import VoiceAuthService
 from ivr.settings import Settings
-from tests.fakes.mailbox import running_mailbox
+from tests.fakes.mailbox import free_port, running_mailbox
 from scripts.lab.twilio_caller import CallOutcome, TwilioSimulator
 from tests.scripted_call import Hangs, Keys, KeysFrom, Say
 from tests.test_flows import phone_speech
@@ -40,12 +39,6 @@ TOKEN = "test-auth-token-0123456789abcdef"
 RESULT_TOKEN = "result-bearer-token"
 RESULT_URL = "https://ivr.example/after-voiceauth?FlowEvent=return"
 ENROLLED_BY_PHONE, IMPOSTOR_TARGET, STEP_UP, HANGS_UP = "5001", "5002", "5003", "5004"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def email_of(account: str) -> str:

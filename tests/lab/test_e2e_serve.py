@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import wave
 from pathlib import Path
 
@@ -22,16 +21,11 @@ import pytest_asyncio
 
 from scripts.lab.asterisk import REPO, Lab
 from scripts.lab.callers import keys, pause, place_call, speak, speech_file
+from tests.fakes.mailbox import free_port
 from tests.lab.serve_process import start_serve, stop_serve
 from tests.speech import SENTENCES, SPEAKERS, synth
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def serve(asterisk: Lab, tmp_path_factory: pytest.TempPathFactory):

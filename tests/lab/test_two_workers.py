@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import pytest_asyncio
 from ivr.prompts.catalog import PROMPTS
 from scripts.lab.asterisk import REPO, Lab
 from scripts.lab.callers import DialplanResults, keys, pause, place_call, speak, speech_file
+from tests.fakes.mailbox import free_port
 from tests.fakes.postgres import temporary_database
 from tests.lab.serve_process import IVR, start_serve, stop_serve
 from tests.lab.test_e2e_calls import write_tone
@@ -31,12 +31,6 @@ from tests.speech import SENTENCES, SPEAKERS, synth
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
 ACCOUNT, PIN = "6201", "8642"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

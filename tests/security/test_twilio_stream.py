@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from pathlib import Path
 
 import pytest
@@ -21,17 +20,12 @@ from ivr.flows.callio import CallIO
 from ivr.service.worker import VoiceAuthService
 from ivr.settings import Settings
 from scripts.lab.twilio_caller import SILENCE, TwilioSimulator, sid
+from tests.fakes.mailbox import free_port
 from tests.test_service_worker import BandEnergyEmbedder
 from voiceprints.engine import VoiceprintEngine
 from voiceprints.store.sql import open_store
 
 TOKEN = "attack-test-auth-token"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Listener:
