@@ -20,7 +20,6 @@ from typing import Mapping
 
 from ivr.audit.log import AuditEntry, AuditLog
 from ivr.contacts import mask_email, mask_phone
-from ivr.db.base import utc_now
 from ivr.db.customers import CustomerRecord
 from ivr.otp.senders.base import DeliveryResult, Notice, NoticeSender
 
@@ -97,7 +96,7 @@ class CustomerNotifier:
         return outcome
 
     async def _send(self, customer: CustomerRecord, kind: NoticeKind) -> NoticeOutcome:
-        notice = compose(kind, customer.language, utc_now())
+        notice = compose(kind, customer.language, self._audit.now())
         tried: list[str] = []
         for channel in self._channels(customer):
             sender = self._senders[channel]

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Callable
+from voiceprints.clock import Clock, system_clock
 
 from ivr.audit.log import AuditLog
 from ivr.consent.registry import ConsentRegistry
-from ivr.db.base import utc_now
 from ivr.db.customers import CustomerDirectory
 from ivr.db.engine import Database, open_database
 from ivr.flows.config import FlowConfig
@@ -73,18 +72,18 @@ def build_lines(
     notifier_senders: dict | None = None,
     policy: Policy | None = None,
     limits: LimitsConfig | None = None,
-    clock: Callable = utc_now,
+    clock: Clock = system_clock,
     config: FlowConfig = FAST,
 ) -> Lines:
-    db = open_database(engine.config.database_url())
+    db = open_database(engine.config.database_url(), clock=clock)
     secrets = load_server_secrets(SecretsConfig(), engine.config.data_dir)
     knowledge = KnowledgeService(db, pepper=secrets.knowledge_pepper)
-    audit = AuditLog(db, key=secrets.audit_key, clock=clock)
+    audit = AuditLog(db, key=secrets.audit_key)
     customers = CustomerDirectory(db)
-    limiter = Limits(db, limits or LimitsConfig(), clock=clock)
+    limiter = Limits(db, limits or LimitsConfig())
     kit = Safeguards(
         db=db, policy=policy or load_policy(), limits=limiter, audit=audit, secrets=secrets, customers=customers,
-        consent=ConsentRegistry(db, policy_version="test-1", store=engine.store, clock=clock),
+        consent=ConsentRegistry(db, policy_version="test-1", store=engine.store),
         notifier=CustomerNotifier(notifier_senders, audit) if notifier_senders else None)
     defences = AttackDefences(engine)
     steps = FactorSteps(

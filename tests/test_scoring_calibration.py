@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 import numpy as np
@@ -23,6 +24,7 @@ def run(tar, non, far=0.01, frr=0.02, **kw) -> Calibration:
     return calibrate(
         tar,
         non,
+        created_at=dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc),
         model_id="ecapa/1/abc",
         normalisation="none",
         target_far=far,
@@ -64,7 +66,7 @@ def test_calibration_records_what_it_was_measured_on():
     assert (cal.n_target, cal.n_nontarget) == (40, 150)
     assert (cal.target_far, cal.target_frr) == (0.01, 0.02)
     assert cal.source == "tests/manifest.csv"
-    assert cal.created_at is not None and cal.created_at.tzinfo is not None
+    assert cal.created_at == dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc)
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -71,28 +71,40 @@ def test_screen_centres_scores_on_the_enrolled_population():
         == "the watchlist is empty"
 
 
-def test_retention_purges_old_fingerprints_spent_challenges_and_expired_entries(store):
+def test_retention_purges_old_fingerprints_spent_challenges_and_expired_entries(tmp_path):
+    """Every row is stamped by the store's clock and the purge reads the same clock: no real day leaks in."""
     from voiceprints.config import CoreConfig
     from voiceprints.liveness.store import SqlChallengeHistory
     from voiceprints.replay import Fingerprint
     from voiceprints.replay.store import SqlFingerprintStore
     from voiceprints.store.defence_purge import purge_defence_data
-
-    now = dt.datetime(2026, 11, 30, tzinfo=dt.timezone.utc)
-    fp = Fingerprint(np.zeros((10, 22), bool), np.ones(10, bool), 0.08)
-    SqlFingerprintStore(store).add("4572", fp, "verification", at=now - dt.timedelta(days=100))
-    SqlFingerprintStore(store).add("4572", fp, "verification", at=now - dt.timedelta(days=1))
-    SqlChallengeHistory(store).record("4572", "4729", now - dt.timedelta(days=31))
-    SqlChallengeHistory(store).record("4572", "1385", now)
-    SqlWatchlistStore(store).add("call-1", "m", unit_vectors(1, 8)[0], source="call: 1", net_speech_s=4.0,
-                                 expires_at=now - dt.timedelta(days=1))
     from voiceprints.watchlist.calls import SqlCallEmbeddings
 
-    SqlCallEmbeddings(store).add("call-2", "m", unit_vectors(1, 8)[0], 4.0)  # today: kept
-    report = purge_defence_data(store, CoreConfig(), now + dt.timedelta(days=8))  # defaults: 90, 30, 7 days
-    assert report.to_dict() == {"replay_fingerprints": 1, "liveness_challenges": 1, "watchlist_entries": 1,
-                                "recent_calls": 1}
-    assert len(SqlFingerprintStore(store).references("4572")) == 1
+    now = dt.datetime(2026, 11, 30, tzinfo=dt.timezone.utc)
+    clock = [now]
+    with SqlVoiceprintStore(f"sqlite:///{tmp_path / 'vp.db'}", KeyRing([("k1", bytes(range(32)))]),
+                            clock=lambda: clock[0]) as store:
+        fp = Fingerprint(np.zeros((10, 22), bool), np.ones(10, bool), 0.08)
+        SqlFingerprintStore(store).add("4572", fp, "verification", at=now - dt.timedelta(days=100))
+        SqlFingerprintStore(store).add("4572", fp, "verification", at=now - dt.timedelta(days=1))
+        SqlChallengeHistory(store).record("4572", "4729", now - dt.timedelta(days=31))
+        SqlChallengeHistory(store).record("4572", "1385", now)
+        SqlWatchlistStore(store).add("call-1", "m", unit_vectors(1, 8)[0], source="call: 1", net_speech_s=4.0,
+                                     expires_at=now - dt.timedelta(days=1))
+        calls = SqlCallEmbeddings(store)
+        clock[0] = now - dt.timedelta(days=8)
+        calls.add("call-old", "m", unit_vectors(1, 8)[0], 4.0)  # past the 7 days of call memory
+        clock[0] = now
+        calls.add("call-new", "m", unit_vectors(1, 8)[0], 4.0)
+        report = purge_defence_data(store, CoreConfig())  # at the store's clock; defaults: 90, 30, 7 days
+        assert report.to_dict() == {"replay_fingerprints": 1, "liveness_challenges": 1, "watchlist_entries": 1,
+                                    "recent_calls": 1}
+        assert len(SqlFingerprintStore(store).references("4572")) == 1
+        assert calls.get("call-new")[0] == "m"
+        with pytest.raises(StoreError, match="too old"):
+            calls.get("call-old")
+        # A week on, the newer call has aged out too.
+        assert purge_defence_data(store, CoreConfig(), now + dt.timedelta(days=8)).recent_calls == 1
 
 
 def test_a_verification_hands_over_its_embedding_for_the_screen(tmp_path, utterances_of):

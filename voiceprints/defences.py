@@ -76,7 +76,8 @@ class AttackDefences:
     def challenge(self, account: str) -> str:
         liveness = self.engine.config.liveness
         return new_challenge(account, self._challenges, min_digits=liveness.min_digits,
-                             max_digits=liveness.max_digits, reuse_days=liveness.reuse_days)
+                             max_digits=liveness.max_digits, reuse_days=liveness.reuse_days,
+                             now=self.engine.store.clock())  # type: ignore[attr-defined]
 
     def check_challenge(self, account: str, clip: AudioClip, asked: str) -> LivenessResult | None:
         """None when the account has no digit templates (enrolled before the digits were asked)."""

@@ -27,17 +27,16 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Sequence, TypeVar
 
 from sqlalchemy import delete, func, select, update
 
-from ivr.db.base import utc_now
 from ivr.db.engine import Database
+from voiceprints.clock import Clock
 from ivr.db.guard import unavailable_as
 from ivr.db.models_policy import GENESIS_MAC, AuditChainHead, AuditEvent
 from ivr.policy.model import FactorAttempt, PolicyDecision
 
-Clock = Callable[[], datetime]
 T = TypeVar("T")
 
 _HASH = re.compile(r"^[0-9a-f]{64}$")
@@ -201,10 +200,14 @@ def _factor_row(attempt: FactorAttempt) -> dict[str, Any]:
 class AuditLog:
     """Writing needs the audit key (``ServerSecrets.audit_key``); reading and purging do not."""
 
-    def __init__(self, db: Database, *, key: bytes | None = None, clock: Clock = utc_now) -> None:
+    def __init__(self, db: Database, *, key: bytes | None = None, clock: Clock | None = None) -> None:
         self._db = db
         self._key = key
-        self._clock = clock
+        self._clock = clock or db.clock
+
+    def now(self) -> datetime:
+        """The time on this log's clock (the database's)."""
+        return self._clock()
 
     def _require_key(self) -> bytes:
         if not self._key:

@@ -189,7 +189,8 @@ def _calibrate_from_manifest(ctx: typer.Context, manifest: Path, channel: str, p
             notes.append(f"{c.normalisation}: no scored trials of both kinds; nothing calibrated")
             continue
         cal = pick(c.scores.target, c.scores.nontarget, model_id=result.model_id, normalisation=c.normalisation,
-                   target_far=far, target_frr=frr, source=f"{manifest} ({channel}, {protocol})")
+                   target_far=far, target_frr=frr, source=f"{manifest} ({channel}, {protocol})",
+                   created_at=store.clock())
         store.save_calibration(cal)
         _audit(ctx, cal)
         saved.append(cal)
@@ -204,7 +205,6 @@ def _describe(c: "Calibration") -> str:
 
 def _calibrate_from_enrolments(ctx: typer.Context, far: float, frr: float, min_nontarget: Optional[int], yes: bool,
                                det: Optional[Path], as_json: bool) -> None:
-    import datetime as dt
     import math
 
     from voiceprints.embedding.base import layout_of
@@ -236,10 +236,11 @@ def _calibrate_from_enrolments(ctx: typer.Context, far: float, frr: float, min_n
                      min_target=MIN_TARGET_TRIALS)
     except InsufficientTrialsError as exc:
         raise VoiceprintError(f"not calibrating: {exc}") from None
+    now = engine.store.clock()
     cal = pick(trials.target, trials.nontarget, model_id=engine.model_id, normalisation=vconf.normalisation,
-               target_far=far, target_frr=frr,
+               target_far=far, target_frr=frr, created_at=now,
                source=f"enrolled population: {trials.speakers} speakers, {trials.utterances} enrolment utterances "
-                      f"(leave-one-out genuine, cross-speaker impostor), {dt.date.today().isoformat()}")
+                      f"(leave-one-out genuine, cross-speaker impostor), {now.date().isoformat()}")
     e, _ = eer(trials.target, trials.nontarget)
     points = {f"{p:g}": frr_at_far(trials.target, trials.nontarget, p) for p in (0.01, 0.001)}
     achieved_far = float((trials.nontarget >= cal.accept_threshold).mean())

@@ -548,11 +548,12 @@ def audit_summary(
     from ivr.audit.log import AuditLog
     from ivr.audit.summary import daily_summary
 
+    log = AuditLog(_database(ctx))
     try:
-        wanted = date.fromisoformat(day) if day else datetime.now(timezone.utc).date()
+        wanted = date.fromisoformat(day) if day else log.now().date()
     except ValueError:
         raise ValueError(f"--day {day!r} is not a date (YYYY-MM-DD)") from None
-    summary = daily_summary(AuditLog(_database(ctx)), wanted)
+    summary = daily_summary(log, wanted)
     emit(summary.to_dict(), as_json, summary.text())
 
 

@@ -55,7 +55,6 @@ def add_call(ctx: typer.Context, call_id: str = typer.Argument(..., help="The ca
     """Put the voice of a recent call (found to be fraud) on the watchlist; it expires by itself."""
     import datetime as dt
 
-    from voiceprints.store.models import utcnow
     from voiceprints.watchlist import SqlWatchlistStore
     from voiceprints.watchlist.calls import SqlCallEmbeddings
 
@@ -64,7 +63,7 @@ def add_call(ctx: typer.Context, call_id: str = typer.Argument(..., help="The ca
     days = cli.settings.watchlist.call_entry_days
     entry = SqlWatchlistStore(cli.store()).add(
         name, model_id, vector, source=f"call: {call_id}", note=note, net_speech_s=speech_s,
-        expires_at=utcnow() + dt.timedelta(days=days) if days else None)
+        expires_at=cli.store().clock() + dt.timedelta(days=days) if days else None)
     cli.audit("watchlist-add", None, f"watchlist entry {name} added from call {call_id}")
     emit(entry.to_dict(), as_json, f"added {name} to the watchlist from call {call_id}"
          + (f"; it expires in {days} days" if days else ""))

@@ -11,19 +11,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable
 
 from sqlalchemy import select
 
-from ivr.db.base import utc_now
 from ivr.db.engine import Database
+from voiceprints.clock import Clock
 from ivr.db.models_policy import SUBJECT_LEN, ConsentEvent
 from voiceprints.redact import mask
 from voiceprints.store.base import VoiceprintStore
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 
 
 @dataclass(frozen=True)
@@ -95,12 +93,12 @@ class ConsentRegistry:
         *,
         policy_version: str,
         store: VoiceprintStore | None = None,
-        clock: Clock = utc_now,
+        clock: Clock | None = None,
     ) -> None:
         self._db = db
         self.policy_version = policy_version
         self._store = store
-        self._clock = clock
+        self._clock = clock or db.clock
 
     def record_consent(self, identity: str, channel: str) -> ConsentState:
         """The caller agreed (prompt + key press) to a voiceprint under the current privacy notice."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable
 
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -19,8 +18,8 @@ from sqlalchemy.orm import Session
 from ivr.audit.log import AuditLog
 from ivr.consent.config import RetentionConfig
 from ivr.consent.registry import ConsentRegistry
-from ivr.db.base import utc_now
 from ivr.db.engine import Database
+from voiceprints.clock import Clock
 from voiceprints.redact import mask
 from ivr.db.models import OtpSend, OtpChallenge
 from ivr.db.models_policy import VoiceprintUse
@@ -29,12 +28,11 @@ from voiceprints.store.base import VoiceprintStore
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 
 
-def record_voiceprint_use(db: Database, identity: str, *, clock: Clock = utc_now) -> None:
+def record_voiceprint_use(db: Database, identity: str, *, clock: Clock | None = None) -> None:
     """Note that ``identity``'s voiceprint was just scored (whatever the outcome), for retention."""
-    now = clock()
+    now = (clock or db.clock)()
     with db.transaction() as session:
         insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
         stmt = insert(VoiceprintUse).values(identity=identity, last_used_at=now)
@@ -90,10 +88,11 @@ def purge(
     store: VoiceprintStore | None,
     consent: ConsentRegistry,
     limits: Limits | None = None,
-    clock: Clock = utc_now,
+    clock: Clock | None = None,
     dry_run: bool = False,
 ) -> PurgeReport:
     """Apply the retention limits; with ``store`` None voiceprints are left alone."""
+    clock = clock or db.clock
     now = clock()
     report = PurgeReport(dry_run=dry_run)
     if store is not None:

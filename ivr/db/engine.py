@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.db.migrate import upgrade_to_head
+from voiceprints.clock import Clock, system_clock
 from voiceprints.private_files import ensure_private_file
 from voiceprints.store.engines import open_engine, sqlite_file
 
@@ -25,6 +26,8 @@ from voiceprints.store.engines import open_engine, sqlite_file
 class Database:
     engine: Engine
     sessions: sessionmaker[Session]
+    clock: Clock = system_clock
+    """The wall clock of every service built on this database (tests pin it here)."""
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -36,7 +39,7 @@ class Database:
         self.engine.dispose()
 
 
-def open_database(url: str, *, migrate: bool = True, echo: bool = False) -> Database:
+def open_database(url: str, *, migrate: bool = True, echo: bool = False, clock: Clock = system_clock) -> Database:
     """Connect to ``url`` (SQLite or PostgreSQL) and bring the IVR schema up to date."""
     # The same engine factory as the voiceprint store: both usually share one database file.
     path = sqlite_file(make_url(url))
@@ -46,4 +49,4 @@ def open_database(url: str, *, migrate: bool = True, echo: bool = False) -> Data
     engine = open_engine(url, echo=echo)
     if migrate:
         upgrade_to_head(engine)
-    return Database(engine=engine, sessions=sessionmaker(engine, expire_on_commit=False))
+    return Database(engine=engine, sessions=sessionmaker(engine, expire_on_commit=False), clock=clock)

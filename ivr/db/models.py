@@ -12,7 +12,8 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, ForeignKey, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ivr.db.base import Base, UtcDateTime, utc_now
+from ivr.db.base import Base, UtcDateTime
+from voiceprints.clock import system_clock
 
 OTP_CHANNELS = ("sms", "voice", "email")
 LANGUAGES = ("es", "en")
@@ -39,8 +40,8 @@ class Customer(Base):
     email: Mapped[str | None] = mapped_column(String(254))
     preferred_otp_channel: Mapped[str] = mapped_column(String(8), default="sms")
     language: Mapped[str] = mapped_column(String(2), default="es")
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utc_now)
-    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utc_now, onupdate=utc_now)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=system_clock)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=system_clock, onupdate=system_clock)
 
 
 class OtpChallenge(Base):
@@ -89,4 +90,4 @@ class KnowledgeAnswer(Base):
     question_key: Mapped[str] = mapped_column(String(32))
     # argon2id encoded hash ("$argon2id$v=19$m=...$salt$hash"), ~100 characters.
     answer_hash: Mapped[str] = mapped_column(String(255))
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utc_now)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=system_clock)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Callable
 
+from voiceprints.clock import system_clock
+
 
 class AnswerFormatError(ValueError):
     """An answer that cannot be stored; the message never repeats the answer (it is a secret)."""
@@ -52,8 +54,9 @@ def normalise_date(raw: str) -> str:
         value = date(year, month, day)
     except ValueError:
         raise AnswerFormatError("not a real calendar date (day-first DD/MM/YYYY expected)") from None
-    if not _EARLIEST_YEAR <= value.year <= date.today().year:
-        raise AnswerFormatError(f"year outside {_EARLIEST_YEAR}-{date.today().year}")
+    this_year = system_clock().year
+    if not _EARLIEST_YEAR <= value.year <= this_year:
+        raise AnswerFormatError(f"year outside {_EARLIEST_YEAR}-{this_year}")
     return value.strftime("%d%m%Y")
 
 

@@ -19,14 +19,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Callable, Iterator, TypeVar
+from typing import Iterator, TypeVar
 
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from ivr.db.base import utc_now
 from ivr.db.engine import Database
+from voiceprints.clock import Clock
 from ivr.db.guard import unavailable_as
 from ivr.db.models_policy import SUBJECT_LEN, AuthLease, LimitEvent, LimitSubject
 from ivr.limits.config import LimitRule, LimitsConfig
@@ -34,7 +34,6 @@ from ivr.limits.errors import LimitsUnavailableError
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 T = TypeVar("T")
 IDENTITY, CALLER, WITHHELD, TRUNK = "identity", "caller", "withheld", "trunk"
 
@@ -122,10 +121,10 @@ def _check_identity(identity: str | None) -> None:
 
 
 class Limits:
-    def __init__(self, db: Database, config: LimitsConfig | None = None, *, clock: Clock = utc_now) -> None:
+    def __init__(self, db: Database, config: LimitsConfig | None = None, *, clock: Clock | None = None) -> None:
         self._db = db
         self.config = config or LimitsConfig()
-        self._clock = clock
+        self._clock = clock or db.clock
 
     def _rule(self, kind: str) -> LimitRule:
         rule: LimitRule = getattr(self.config, kind)

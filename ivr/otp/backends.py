@@ -17,7 +17,6 @@ from typing import Mapping, Protocol
 from twilio.rest import Client
 
 from ivr.contacts import mask_email, mask_phone
-from ivr.db.base import utc_now
 from ivr.db.customers import CustomerRecord
 from ivr.otp.caps import OtpSendCaps
 from ivr.otp.codes import normalise_entry
@@ -25,7 +24,8 @@ from ivr.otp.config import OtpConfig
 from ivr.otp.errors import NoDestinationError, OtpDeliveryError, OtpUnavailableError, ResendRefused
 from ivr.otp.senders.base import DeliveryErrorKind, DeliveryResult, OtpSender
 from ivr.otp.senders.twilio_rest import DEFAULT_TIMEOUT_S, TwilioCallFailed, call_twilio
-from ivr.otp.service import Clock, OtpResult, OtpService, OtpVerification
+from voiceprints.clock import Clock, system_clock
+from ivr.otp.service import OtpResult, OtpService, OtpVerification
 
 log = logging.getLogger(__name__)
 
@@ -112,14 +112,14 @@ class LocalOtpBackend:
         destination = _masked(customer, channel)
         await _take_send(self._caps, customer, channel)
         issued = await asyncio.to_thread(self._service.issue, customer.id, channel)
-        handle = ChallengeHandle(issued.challenge_id, channel, destination, customer, utc_now())
+        handle = ChallengeHandle(issued.challenge_id, channel, destination, customer, self._service.now())
         await self._deliver(handle, sender, issued.code)
         return handle
 
     async def resend(self, handle: ChallengeHandle) -> ChallengeHandle:
         await _take_send(self._caps, handle.customer, handle.channel)
         issued = await asyncio.to_thread(self._service.resend, handle.id)
-        again = replace(handle, sent_at=utc_now(), resends=handle.resends + 1)
+        again = replace(handle, sent_at=self._service.now(), resends=handle.resends + 1)
         await self._deliver(again, self._sender(handle.channel), issued.code)
         return again
 
@@ -152,7 +152,7 @@ class TwilioVerifyBackend:
         config: OtpConfig | None = None,
         *,
         timeout_s: float = DEFAULT_TIMEOUT_S,
-        clock: Clock = utc_now,
+        clock: Clock = system_clock,
         caps: OtpSendCaps | None = None,
     ) -> None:
         """``config`` supplies the resend limits; length, expiry and attempts are set on the Verify service."""

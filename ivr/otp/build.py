@@ -58,7 +58,7 @@ def otp_backend(settings: OtpSettings, db: Database, secret: bytes) -> OtpBacken
         from ivr.otp.backends import TwilioVerifyBackend
 
         return TwilioVerifyBackend(client, twilio.verify_service_sid, settings.code, timeout_s=twilio.timeout_s,
-                                   caps=caps)
+                                   caps=caps, clock=db.clock)
     senders = build_senders(settings, client)
     if not senders:
         log.warning("one-time codes are off: configure VOICEAUTH_OTP__SMTP__* (e-mail) or "

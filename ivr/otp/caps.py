@@ -9,24 +9,22 @@ puts it in the call's audit row.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Callable
 
 from sqlalchemy import delete, func, select, update
 
-from ivr.db.base import utc_now
 from ivr.db.engine import Database
+from voiceprints.clock import Clock
 from ivr.db.models import Customer, OtpSend
 from ivr.otp.config import OtpConfig
 from ivr.otp.errors import SendCapReached
 
-Clock = Callable[[], datetime]
 
 
 class OtpSendCaps:
-    def __init__(self, db: Database, config: OtpConfig, *, clock: Clock = utc_now) -> None:
+    def __init__(self, db: Database, config: OtpConfig, *, clock: Clock | None = None) -> None:
         self._db = db
         self._config = config
-        self._clock = clock
+        self._clock = clock or db.clock
 
     def take(self, customer_id: int, channel: str) -> None:
         """Count one send to the customer, or raise SendCapReached when a cap is full."""

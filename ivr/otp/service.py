@@ -12,19 +12,18 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from ivr.db.base import utc_now
 from ivr.db.engine import Database
+from voiceprints.clock import Clock
 from ivr.db.models import OTP_CHANNELS, Customer, OtpChallenge
 from ivr.otp.codes import check_secret, code_matches, generate_code, hash_code, normalise_entry
 from ivr.otp.config import OtpConfig
 from ivr.otp.errors import ResendRefused
 
-Clock = Callable[[], datetime]
 
 
 class OtpResult(str, Enum):
@@ -55,12 +54,16 @@ class IssuedCode(NamedTuple):
 
 class OtpService:
     def __init__(
-        self, db: Database, secret: bytes, config: OtpConfig | None = None, *, clock: Clock = utc_now
+        self, db: Database, secret: bytes, config: OtpConfig | None = None, *, clock: Clock | None = None
     ) -> None:
         self._db = db
         self._secret = check_secret(secret)
         self.config = config or OtpConfig()
-        self._clock = clock
+        self._clock = clock or db.clock
+
+    def now(self) -> datetime:
+        """The time on this service's clock (the database's)."""
+        return self._clock()
 
     def issue(self, customer_id: int, channel: str) -> IssuedCode:
         if channel not in OTP_CHANNELS:

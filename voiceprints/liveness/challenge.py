@@ -38,9 +38,8 @@ def random_digits(min_digits: int = 4, max_digits: int = 6) -> str:
 
 
 def new_challenge(account: str, history: ChallengeHistory, *, min_digits: int = 4, max_digits: int = 6,
-                  reuse_days: float = 30.0, now: dt.datetime | None = None) -> str:
+                  reuse_days: float = 30.0, now: dt.datetime) -> str:
     """A fresh string for ``account``, not among those asked in the last ``reuse_days``; recorded as asked."""
-    now = now or dt.datetime.now(dt.timezone.utc)
     used = history.recent(account, now - dt.timedelta(days=reuse_days)) if reuse_days > 0 else set()
     for _ in range(_MAX_DRAWS):
         digits = random_digits(min_digits, max_digits)

@@ -14,7 +14,7 @@ from sqlalchemy import CursorResult, delete, select
 
 from voiceprints.liveness.templates import DigitTemplates
 from voiceprints.store.crypto import labelled_aad
-from voiceprints.store.models import DigitTemplateRow, LivenessChallengeRow, Speaker, utcnow
+from voiceprints.store.models import DigitTemplateRow, LivenessChallengeRow, Speaker
 from voiceprints.store.sql import SqlVoiceprintStore
 
 __all__ = ["SqlChallengeHistory", "SqlDigitTemplateStore"]
@@ -30,7 +30,7 @@ class SqlDigitTemplateStore:
         """Create or replace the speaker's templates (the speaker record is created if needed)."""
         aad = labelled_aad(_LABEL, speaker_id, templates.feature_version)
         key_id, blob = self._store.keyring.encrypt(templates.to_bytes(), aad)
-        now = utcnow()
+        now = self._store.clock()
         with self._store.write_session() as session:
             pk = self._store.upsert_speaker(session, speaker_id)
             ins = self._store.insert(DigitTemplateRow).values(

@@ -15,7 +15,7 @@ from sqlalchemy import CursorResult, delete, select
 from voiceprints.replay.fingerprint import Fingerprint
 from voiceprints.replay.match import ReplayReference
 from voiceprints.store.crypto import labelled_aad
-from voiceprints.store.models import ReplayFingerprintRow, Speaker, utcnow
+from voiceprints.store.models import ReplayFingerprintRow, Speaker
 from voiceprints.store.sql import SqlVoiceprintStore
 
 __all__ = ["SqlFingerprintStore"]
@@ -40,7 +40,7 @@ class SqlFingerprintStore:
         with self._store.write_session() as session:
             pk = self._store.upsert_speaker(session, speaker_id)
             session.add(ReplayFingerprintRow(speaker_id=pk, source=source, key_id=key_id, ciphertext=blob,
-                                             created_at=at or utcnow()))
+                                             created_at=at or self._store.clock()))
             session.flush()
             # Only the newest ``keep`` are kept.
             old = session.scalars(

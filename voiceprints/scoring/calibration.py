@@ -45,6 +45,7 @@ def calibrate(
     target_far: float,
     target_frr: float,
     source: str,
+    created_at: dt.datetime,
 ) -> Calibration:
     """Thresholds measured on target and non-target trial scores.
 
@@ -110,7 +111,7 @@ def calibrate(
         n_target=int(tar_a.size),
         n_nontarget=int(non_a.size),
         source=source,
-        created_at=dt.datetime.now(dt.UTC),
+        created_at=created_at,
     )
 
 

@@ -7,7 +7,6 @@ import datetime as dt
 from dataclasses import asdict, dataclass
 
 from voiceprints.config import CoreConfig
-from voiceprints.store.models import utcnow
 from voiceprints.store.sql import SqlVoiceprintStore
 
 __all__ = ["DefencePurge", "purge_defence_data"]
@@ -31,7 +30,7 @@ def purge_defence_data(store: SqlVoiceprintStore, config: CoreConfig, now: dt.da
     from voiceprints.watchlist.calls import SqlCallEmbeddings
     from voiceprints.watchlist.store import SqlWatchlistStore
 
-    now = now or utcnow()
+    now = now or store.clock()
     return DefencePurge(
         replay_fingerprints=SqlFingerprintStore(store).purge(now - dt.timedelta(days=config.replay.retention_days)),
         liveness_challenges=SqlChallengeHistory(store).purge(now - dt.timedelta(days=config.liveness.reuse_days)),

@@ -27,9 +27,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from voiceprints.clock import system_clock
 
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 class UtcDateTime(TypeDecorator[dt.datetime]):
@@ -77,8 +76,8 @@ class Speaker(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     # The caller's identifier (account number, customer id); the integer id never leaves the store.
     external_id: Mapped[str] = mapped_column(String(255), unique=True)
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=system_clock)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=system_clock)
 
     voiceprints: Mapped[list[VoiceprintRow]] = relationship(
         back_populates="speaker", cascade="all, delete-orphan", passive_deletes=True
@@ -99,8 +98,8 @@ class VoiceprintRow(Base):
     utterance_count: Mapped[int] = mapped_column(Integer)
     net_speech_s: Mapped[float] = mapped_column(Float)
     quality: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=system_clock)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=system_clock)
 
     speaker: Mapped[Speaker] = relationship(back_populates="voiceprints")
     utterances: Mapped[list[EnrolmentUtteranceRow]] = relationship(
@@ -127,7 +126,7 @@ class EnrolmentUtteranceRow(Base):
     key_id: Mapped[str] = mapped_column(String(64))
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)  # nonce + AES-GCM(float32 LE vector) + tag
     dim: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=system_clock)
 
     voiceprint: Mapped[VoiceprintRow] = relationship(back_populates="utterances")
 
@@ -146,7 +145,7 @@ class CalibrationRow(Base):
     n_target: Mapped[int] = mapped_column(Integer)
     n_nontarget: Mapped[int] = mapped_column(Integer)
     source: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=system_clock)
 
 
 class VoiceprintChange(Base):
@@ -164,7 +163,7 @@ class VoiceprintChange(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     speaker_id: Mapped[str] = mapped_column(String(255))
     kind: Mapped[str] = mapped_column(String(16))  # "enrolled" | "erased"
-    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    at: Mapped[dt.datetime] = mapped_column(default=system_clock)
 
 
 # --- defences against replayed, synthetic and known-fraudster voices (issue 8) ---
@@ -180,8 +179,8 @@ class DigitTemplateRow(Base):
     key_id: Mapped[str] = mapped_column(String(64))
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)  # nonce + AES-GCM(serialised templates) + tag
     template_count: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=system_clock)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=system_clock)
 
 
 class ReplayFingerprintRow(Base):
@@ -195,7 +194,7 @@ class ReplayFingerprintRow(Base):
     source: Mapped[str] = mapped_column(String(32))  # "enrolment" | "verification" | ...
     key_id: Mapped[str] = mapped_column(String(64))
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)  # nonce + AES-GCM(fingerprint bytes) + tag
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=system_clock, index=True)
 
 
 class WatchlistEntryRow(Base):
@@ -214,7 +213,7 @@ class WatchlistEntryRow(Base):
     source: Mapped[str] = mapped_column(Text)
     note: Mapped[str] = mapped_column(Text, default="")
     net_speech_s: Mapped[float] = mapped_column(Float)
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=system_clock)
     # Optional: when the entry must be deleted (e.g. the retention limit for call-derived entries).
     expires_at: Mapped[dt.datetime | None] = mapped_column(nullable=True, index=True)
 
@@ -231,7 +230,7 @@ class LivenessChallengeRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     account: Mapped[str] = mapped_column(String(255), index=True)
     digits: Mapped[str] = mapped_column(String(16))
-    issued_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    issued_at: Mapped[dt.datetime] = mapped_column(default=system_clock, index=True)
 
 
 class RecentCallRow(Base):
@@ -246,4 +245,4 @@ class RecentCallRow(Base):
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)  # nonce + AES-GCM(float32 LE vector) + tag
     dim: Mapped[int] = mapped_column(Integer)
     net_speech_s: Mapped[float] = mapped_column(Float)
-    at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    at: Mapped[dt.datetime] = mapped_column(default=system_clock, index=True)

@@ -24,6 +24,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from voiceprints.clock import Clock, system_clock
 from voiceprints.config import CoreConfig
 from voiceprints.errors import (
     EncryptionKeyError,
@@ -60,7 +61,6 @@ from voiceprints.store.models import (
     Speaker,
     VoiceprintRow,
     WatchlistEntryRow,
-    utcnow,
 )
 from voiceprints.store.engines import normalise_url, open_engine, sqlite_file
 
@@ -83,7 +83,7 @@ _WRITE = "voiceprints_write"  # execution option: this connection is about to wr
 class SqlVoiceprintStore:
     """:class:`~voiceprints.store.base.VoiceprintStore` over SQLAlchemy; thread-safe, one per process."""
 
-    def __init__(self, url: str, keyring: KeyRing, *, migrate: bool = True) -> None:
+    def __init__(self, url: str, keyring: KeyRing, *, migrate: bool = True, clock: Clock = system_clock) -> None:
         try:
             self._url = normalise_url(url)
         except ArgumentError:
@@ -93,6 +93,8 @@ class SqlVoiceprintStore:
             ) from None
         self.display_url = _display_url(self._url)
         self._keyring = keyring
+        self.clock = clock
+        """The wall clock of this store and of every defence store built on it (tests pin it here)."""
         self._dialect = self._url.get_backend_name()
         if self._dialect not in ("sqlite", "postgresql"):
             raise StoreError(f"database {self.display_url}: only SQLite and PostgreSQL are supported")
@@ -156,7 +158,7 @@ class SqlVoiceprintStore:
         utt_blobs = [self._keyring.encrypt(vector_to_bytes(u), utterance_aad(speaker_id, model_id, i))
                      for i, u in enumerate(utt)]
         quality = _jsonable(dict(meta.quality))
-        now = utcnow()
+        now = self.clock()
         with self._writing() as session:
             speaker_pk = self._upsert_speaker(session, speaker_id, now)
             ins = self._insert(VoiceprintRow).values(
@@ -327,7 +329,7 @@ class SqlVoiceprintStore:
             session.execute(delete(ReplayFingerprintRow).where(ReplayFingerprintRow.speaker_id == pk))
             session.execute(delete(LivenessChallengeRow).where(LivenessChallengeRow.account == speaker_id))
             session.execute(delete(Speaker).where(Speaker.id == pk))
-            _note_change(session, speaker_id, "erased", utcnow())
+            _note_change(session, speaker_id, "erased", self.clock())
         self._checkpoint()
         return True
 
@@ -414,7 +416,7 @@ class SqlVoiceprintStore:
             "n_target": int(calibration.n_target),
             "n_nontarget": int(calibration.n_nontarget),
             "source": calibration.source,
-            "created_at": calibration.created_at or utcnow(),
+            "created_at": calibration.created_at or self.clock(),
         }
         ins = self._insert(CalibrationRow).values(**values)
         stmt = ins.on_conflict_do_update(
@@ -465,7 +467,7 @@ class SqlVoiceprintStore:
     def upsert_speaker(self, session: Session, speaker_id: str) -> int:
         """The speaker's row id, creating the row if needed (inside ``session``)."""
         _check_ids(speaker_id, "-")
-        return self._upsert_speaker(session, speaker_id, utcnow())
+        return self._upsert_speaker(session, speaker_id, self.clock())
 
     def speaker_pk(self, session: Session, speaker_id: str) -> int | None:
         return session.execute(select(Speaker.id).where(Speaker.external_id == speaker_id)).scalar_one_or_none()

@@ -15,7 +15,7 @@ from sqlalchemy import delete, select
 
 from voiceprints.errors import StoreError
 from voiceprints.store.crypto import labelled_aad, vector_from_bytes, vector_to_bytes
-from voiceprints.store.models import RecentCallRow, utcnow
+from voiceprints.store.models import RecentCallRow
 from voiceprints.store.sql import SqlVoiceprintStore
 
 _LABEL = "call-embedding"
@@ -30,7 +30,7 @@ class SqlCallEmbeddings:
         key_id, blob = self._store.keyring.encrypt(vector_to_bytes(vec), labelled_aad(_LABEL, call_id, model_id))
         with self._store.write_session() as session:
             session.merge(RecentCallRow(call_id=call_id[:64], model_id=model_id, key_id=key_id, ciphertext=blob,
-                                           dim=int(vec.size), net_speech_s=float(net_speech_s), at=utcnow()))
+                                           dim=int(vec.size), net_speech_s=float(net_speech_s), at=self._store.clock()))
 
     def get(self, call_id: str) -> tuple[str, np.ndarray, float]:
         """(model_id, vector, net speech) of the call; StoreError when it is not (or no longer) kept."""

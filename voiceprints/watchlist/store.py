@@ -19,7 +19,7 @@ from sqlalchemy import CursorResult, delete, func, select
 
 from voiceprints.errors import StoreError
 from voiceprints.store.crypto import labelled_aad, vector_from_bytes, vector_to_bytes
-from voiceprints.store.models import WatchlistEntryRow, utcnow
+from voiceprints.store.models import WatchlistEntryRow
 from voiceprints.store.sql import SqlVoiceprintStore
 
 __all__ = ["SqlWatchlistStore", "WatchlistEntry"]
@@ -61,7 +61,7 @@ class SqlWatchlistStore:
         if not math.isfinite(net_speech_s) or net_speech_s < 0:
             raise StoreError(f"watchlist entry {name!r}: invalid speech duration {net_speech_s}")
         key_id, blob = self._store.keyring.encrypt(vector_to_bytes(vec), labelled_aad(_LABEL, name, model_id))
-        now = utcnow()
+        now = self._store.clock()
         values = dict(name=name, model_id=model_id, key_id=key_id, ciphertext=blob, dim=int(vec.size),
                       source=source, note=note, net_speech_s=float(net_speech_s), created_at=now,
                       expires_at=expires_at)
@@ -119,7 +119,7 @@ class SqlWatchlistStore:
 
     def purge_expired(self, now: dt.datetime | None = None) -> int:
         """Delete entries past their expiry (call-derived entries' retention limit)."""
-        now = now or utcnow()
+        now = now or self._store.clock()
         with self._store.write_session() as session:
             return _rowcount(session.execute(delete(WatchlistEntryRow).where(WatchlistEntryRow.expires_at < now)))
 

@@ -12,12 +12,13 @@ import logging
 import smtplib
 import ssl
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
 from pydantic import BaseModel, Field, SecretStr
 
 from ivr.contacts import Contact, mask_email
+from voiceprints.clock import system_clock
 from ivr.otp import messages
 from ivr.otp.senders.base import DeliveryErrorKind, DeliveryResult, Notice
 
@@ -76,7 +77,7 @@ class SmtpOtpSender:
         mail["From"] = self._config.from_address
         mail["To"] = to
         mail["Subject"] = subject
-        mail["Date"] = formatdate(localtime=False)
+        mail["Date"] = format_datetime(system_clock())
         mail["Message-ID"] = make_msgid(domain=self._config.from_address.rpartition("@")[2] or None)
         # Mail clients must not thread or auto-forward these.
         mail["Auto-Submitted"] = "auto-generated"

@@ -22,13 +22,13 @@ import hashlib
 import hmac
 import json
 import logging
-import time
 import urllib.error
 import urllib.request
 from collections import OrderedDict
 
 from ivr.call import FlowResult
 from ivr.transports.results import result_parameters
+from voiceprints.clock import system_clock
 
 log = logging.getLogger("ivr.transports.sip")
 
@@ -56,7 +56,7 @@ def verify(secret: bytes, header: str, body: bytes, *, max_age_s: float = 300.0,
         timestamp = int(fields.get("t", ""))
     except ValueError:
         return False
-    if abs((time.time() if now is None else now) - timestamp) > max_age_s:
+    if abs((system_clock().timestamp() if now is None else now) - timestamp) > max_age_s:
         return False
     return hmac.compare_digest(signature(secret, timestamp, body), f"t={timestamp},v1={fields.get('v1', '')}")
 
@@ -111,7 +111,7 @@ class Webhook:
         request = urllib.request.Request(self._url, data=body, method="POST", headers={
             "Content-Type": "application/json",
             "User-Agent": "voiceauth-sip",
-            "X-VoiceAuth-Signature": signature(self._secret, int(time.time()), body),
+            "X-VoiceAuth-Signature": signature(self._secret, int(system_clock().timestamp()), body),
             "X-VoiceAuth-Delivery": call_id,
             "Idempotency-Key": call_id,
         })
