@@ -234,6 +234,102 @@ async def test_a_fastagi_calls_audio_leg_is_asked_back_to_this_worker_whatever_t
         await service.stop(grace_s=1)
 
 
+# -- which transports run ------------------------------------------------------------------------
+
+
+def twilio_only_settings(tmp_path: Path) -> Settings:
+    """docs/twilio.md's Twilio-only worker, read from the environment as ``ivr serve`` reads it."""
+    port = free_port()
+    env = {"VOICEAUTH_DATA_DIR": str(tmp_path), "VOICEAUTH_HTTP__PORT": str(port),
+           "VOICEAUTH_AMI__ENABLED": "false", "VOICEAUTH_AUDIOSOCKET__ENABLED": "false",
+           "VOICEAUTH_FASTAGI__ENABLED": "false", "VOICEAUTH_TWILIO__AUTH_TOKEN": TWILIO_TOKEN,
+           "VOICEAUTH_TWILIO__PUBLIC_URL": f"http://127.0.0.1:{port}",
+           "VOICEAUTH_TWILIO__RESULT_URL": "https://ivr.example/next",
+           "VOICEAUTH_PROMPTS__GENERATED_DIR": str(tmp_path / "prompts"), "VOICEAUTH_SERVICE__WARM_UP": "false"}
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in env.items():
+            mp.setenv(name, value)
+        return Settings()
+
+
+async def test_a_twilio_only_worker_is_ready_and_binds_no_asterisk_port(tmp_path, engine):
+    """/readyz said 503 'ami: not logged in to AMI' on a Twilio-only worker: the balancer took it out."""
+    settings = twilio_only_settings(tmp_path)
+    audiosocket, fastagi = free_port(), free_port()
+    settings.audiosocket.port, settings.fastagi.port = audiosocket, fastagi
+    service = service_for(settings, engine)
+    await service.start()
+    try:
+        assert [t.name for t in service.transports] == ["twilio"]
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{service.http.port}") as http:
+            ready = await http.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert "ami" not in ready.json()["checks"]
+        for port in (audiosocket, fastagi):  # switched off: nothing listens there
+            with pytest.raises(OSError):
+                await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 2)
+    finally:
+        await service.stop()
+
+
+async def test_with_ami_enabled_but_unreachable_a_twilio_worker_is_not_ready(tmp_path, engine):
+    settings = twilio_only_settings(tmp_path)
+    settings.ami.enabled, settings.audiosocket.enabled, settings.audiosocket.port = True, True, 0
+    settings.ami.port, settings.ami.backoff_max_s = closed_port(), 0.5
+    service = service_for(settings, engine)
+    await service.start()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{service.http.port}") as http:
+            ready = await http.get("/readyz")
+        assert ready.status_code == 503 and "not logged in to AMI" in ready.json()["checks"]["ami"]
+    finally:
+        await service.stop()
+
+
+async def test_a_disabled_audiosocket_listener_does_not_bind_its_port(settings, engine):
+    settings.ami.enabled = settings.audiosocket.enabled = settings.fastagi.enabled = False
+    settings.audiosocket.port = free_port()
+    service = service_for(settings, engine)
+    await service.start()
+    try:
+        assert all(t.name != "asterisk" for t in service.transports)
+        with pytest.raises(OSError):
+            await asyncio.wait_for(asyncio.open_connection("127.0.0.1", settings.audiosocket.port), 2)
+    finally:
+        await service.stop()
+
+
+@pytest.mark.parametrize("switch, why", [
+    ({"fastagi": True}, "VOICEAUTH_FASTAGI__ENABLED=true needs VOICEAUTH_AUDIOSOCKET__ENABLED=true"),
+    ({"ami": True}, "VOICEAUTH_AMI__ENABLED=true needs VOICEAUTH_AUDIOSOCKET__ENABLED=true"),
+])
+async def test_asterisk_parts_that_cannot_work_without_audiosocket_are_refused_naming_the_fix(
+        settings, engine, switch, why):
+    settings.ami.enabled = settings.audiosocket.enabled = settings.fastagi.enabled = False
+    for group, on in switch.items():
+        getattr(settings, group).enabled = on
+    service = service_for(settings, engine)
+    with pytest.raises(ValueError, match=why):
+        await service.start()
+    await service.stop()
+
+
+def test_twilio_is_switched_off_with_its_enabled_setting_even_when_configured(monkeypatch):
+    monkeypatch.setenv("VOICEAUTH_TWILIO__AUTH_TOKEN", TWILIO_TOKEN)
+    monkeypatch.setenv("VOICEAUTH_TWILIO__PUBLIC_URL", "https://voice.example.com")
+    monkeypatch.setenv("VOICEAUTH_TWILIO__RESULT_URL", "https://ivr.example/next")
+    assert Settings().twilio.enabled is True  # today: on when configured
+    monkeypatch.setenv("VOICEAUTH_TWILIO__ENABLED", "false")
+    assert Settings().twilio.enabled is False
+    monkeypatch.setenv("VOICEAUTH_TWILIO__ENABLED", "true")
+    monkeypatch.delenv("VOICEAUTH_TWILIO__AUTH_TOKEN")
+    monkeypatch.delenv("VOICEAUTH_TWILIO__PUBLIC_URL")
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="VOICEAUTH_TWILIO__AUTH_TOKEN"):
+        Settings()
+
+
 # -- Twilio: shutdown --------------------------------------------------------------------------
 
 TWILIO_TOKEN = "worker-test-auth-token"
@@ -243,7 +339,7 @@ def twilio_worker_settings(tmp_path: Path, **service) -> Settings:
     """Twilio on a free port (signatures are made over the public URL), Asterisk's listeners off."""
     port = free_port()
     return Settings(
-        data_dir=tmp_path, ami={"enabled": False}, audiosocket={"port": 0}, fastagi={"enabled": False},
+        data_dir=tmp_path, ami={"enabled": False}, audiosocket={"enabled": False}, fastagi={"enabled": False},
         http={"port": port}, prompts={"generated_dir": tmp_path / "prompts"},
         service={"warm_up": False, **service},
         twilio={"auth_token": TWILIO_TOKEN, "public_url": f"http://127.0.0.1:{port}",
