@@ -266,6 +266,28 @@ def test_scrubbing_keeps_scores_times_and_short_counts() -> None:
     assert len(scrub("x" * 500) or "") == 200
 
 
+@pytest.mark.parametrize("text, kept", [
+    ("the caller recording of 2026-12-05 18:42 UTC", "2026-12-05 18:42 UTC"),
+    ("replayed: heard at 2026-12-05 18:42:04 UTC", "2026-12-05 18:42:04 UTC"),
+    ("locked until 2026-12-05T18:42:04.250+00:00", "2026-12-05T18:42:04.250+00:00"),
+    ("locked until 2026-12-05T18:42:04Z", "2026-12-05T18:42:04Z"),
+    ("tried again at 18:42:04", "18:42:04"),
+    ("tried again at 9:05", "9:05"),
+])
+def test_scrubbing_keeps_dates_and_times_readable(text: str, kept: str) -> None:
+    """A log line once read '#############:04 UTC': the time is what the admin needs to match events."""
+    assert scrub(text) == text and kept in (scrub(text) or "")
+
+
+def test_scrubbing_masks_identifiers_next_to_a_timestamp() -> None:
+    text = "account 700123 from +573001234567 (+57 300 123 4567) locked at 2026-12-05 18:42:04 UTC, born 1987-03-15"
+    scrubbed = scrub(text) or ""
+    for identifier in ("700123", "573001234567", "300 123 4567", "1987-03-15", "1987"):
+        assert identifier not in scrubbed, scrubbed
+    assert "2026-12-05 18:42:04 UTC" in scrubbed
+    assert scrubbed.startswith("account ###### from +############ (+")
+
+
 def test_a_raw_caller_number_is_refused_as_the_caller_hash(log: AuditLog) -> None:
     with pytest.raises(ValueError, match="never the number"):
         log.record(AuditEntry(flow="verify", result="PASS", caller_hash=NUMBER))

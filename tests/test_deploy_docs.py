@@ -67,3 +67,23 @@ def test_the_systemd_unit_runs_the_worker_and_waits_out_its_grace_period():
     assert service["ExecStart"].endswith("ivr serve")
     assert float(service["TimeoutStopSec"]) > ServiceSettings().shutdown_grace_s
     assert service["KillSignal"] == "SIGTERM"
+
+
+def test_the_twilio_only_worker_of_docs_twilio_md_runs_twilio_and_nothing_of_asterisk(monkeypatch, tmp_path):
+    """The documented environment file, as an admin would copy it: valid, and Twilio is the only transport."""
+    from ivr.service.metrics import ServiceMetrics
+    from ivr.transports import build_transports
+    from ivr.transports.base import TransportEnv
+
+    text = (DOC.parent / "twilio.md").read_text()
+    section = text.split("## A Twilio-only worker", 1)[1]
+    [env_file] = re.findall(r"```sh\n(.*?)```", section, flags=re.S)[:1]
+    for line in env_file.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, value = line.split("=", 1)
+            monkeypatch.setenv(name, "token-from-the-console" if value == "..." else value)
+    monkeypatch.setenv("VOICEAUTH_DATA_DIR", str(tmp_path))
+    settings = Settings()
+    env = TransportEnv(settings=settings, prompts=None, prompt_directories=(), metrics=ServiceMetrics())
+    assert [t.name for t in build_transports(env)] == ["twilio"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 
 import pytest
 
@@ -147,6 +148,27 @@ async def test_admin_log_has_one_line_per_call_start_and_end_with_channel_masked
         "call end abc channel=PJSIP/test-abc flow=verify account=*11 result=PASS score=0.910"
     )
     assert 'reason="score 0.91"' in lines[1] and "duration=" in lines[1]
+
+
+async def test_the_call_end_line_keeps_timestamps_readable_and_masks_account_and_phone_numbers(caplog):
+    """A log line once read 'recording of #############:04 UTC': mask identifiers, never times."""
+    from ivr.cli.output import LOG_FORMAT
+
+    async def replayed(call) -> FlowResult:
+        return FlowResult(Result.FAIL, "700123", 0.42, "replay of the caller recording of 2026-12-05 18:42:04 UTC "
+                          "(account 700123, caller +573001234567)")
+
+    caplog.set_level(logging.INFO, logger="ivr.service.calls")
+    await make_runner(verify=replayed).run("verify", MemoryCall("abc"), via="audiosocket")
+    end = next(r for r in caplog.records if r.getMessage().startswith("call end"))
+    end.created, end.msecs = 1796496124.0, 0.0  # a fixed instant: the line's own timestamp
+    line = logging.Formatter(LOG_FORMAT).format(end)
+    assert "recording of 2026-12-05 18:42:04 UTC" in line, line
+    assert "account=*23" in line and "(account ######, caller +############)" in line, line
+    assert "700123" not in line and "573001234567" not in line, line
+    asctime = logging.Formatter(LOG_FORMAT).formatTime(end)
+    assert line.startswith(f"{asctime} INFO ivr.service.calls: call end abc"), line
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},000", asctime), asctime
 
 
 async def test_shutdown_lets_calls_in_progress_finish_within_the_grace_period():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from pathlib import Path
 
 import httpx
@@ -18,6 +19,8 @@ import pytest
 from ivr.call import FlowResult, Result
 from ivr.service.worker import VoiceAuthService
 from ivr.settings import Settings
+from scripts.lab.twilio_caller import TwilioSimulator
+from tests.fakes.mailbox import free_port
 from voiceprints.audio.clip import AudioClip
 from voiceprints.engine import VoiceprintEngine
 from voiceprints.errors import EngineBusyError
@@ -229,3 +232,215 @@ async def test_a_fastagi_calls_audio_leg_is_asked_back_to_this_worker_whatever_t
         writer.close()
     finally:
         await service.stop(grace_s=1)
+
+
+# -- which transports run ------------------------------------------------------------------------
+
+
+def twilio_only_settings(tmp_path: Path) -> Settings:
+    """docs/twilio.md's Twilio-only worker, read from the environment as ``ivr serve`` reads it."""
+    port = free_port()
+    env = {"VOICEAUTH_DATA_DIR": str(tmp_path), "VOICEAUTH_HTTP__PORT": str(port),
+           "VOICEAUTH_AMI__ENABLED": "false", "VOICEAUTH_AUDIOSOCKET__ENABLED": "false",
+           "VOICEAUTH_FASTAGI__ENABLED": "false", "VOICEAUTH_TWILIO__AUTH_TOKEN": TWILIO_TOKEN,
+           "VOICEAUTH_TWILIO__PUBLIC_URL": f"http://127.0.0.1:{port}",
+           "VOICEAUTH_TWILIO__RESULT_URL": "https://ivr.example/next",
+           "VOICEAUTH_PROMPTS__GENERATED_DIR": str(tmp_path / "prompts"), "VOICEAUTH_SERVICE__WARM_UP": "false"}
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in env.items():
+            mp.setenv(name, value)
+        return Settings()
+
+
+async def test_a_twilio_only_worker_is_ready_and_binds_no_asterisk_port(tmp_path, engine):
+    """/readyz said 503 'ami: not logged in to AMI' on a Twilio-only worker: the balancer took it out."""
+    settings = twilio_only_settings(tmp_path)
+    audiosocket, fastagi = free_port(), free_port()
+    settings.audiosocket.port, settings.fastagi.port = audiosocket, fastagi
+    service = service_for(settings, engine)
+    await service.start()
+    try:
+        assert [t.name for t in service.transports] == ["twilio"]
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{service.http.port}") as http:
+            ready = await http.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert "ami" not in ready.json()["checks"]
+        for port in (audiosocket, fastagi):  # switched off: nothing listens there
+            with pytest.raises(OSError):
+                await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 2)
+    finally:
+        await service.stop()
+
+
+async def test_with_ami_enabled_but_unreachable_a_twilio_worker_is_not_ready(tmp_path, engine):
+    settings = twilio_only_settings(tmp_path)
+    settings.ami.enabled, settings.audiosocket.enabled, settings.audiosocket.port = True, True, 0
+    settings.ami.port, settings.ami.backoff_max_s = closed_port(), 0.5
+    service = service_for(settings, engine)
+    await service.start()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{service.http.port}") as http:
+            ready = await http.get("/readyz")
+        assert ready.status_code == 503 and "not logged in to AMI" in ready.json()["checks"]["ami"]
+    finally:
+        await service.stop()
+
+
+async def test_a_disabled_audiosocket_listener_does_not_bind_its_port(settings, engine):
+    settings.ami.enabled = settings.audiosocket.enabled = settings.fastagi.enabled = False
+    settings.audiosocket.port = free_port()
+    service = service_for(settings, engine)
+    await service.start()
+    try:
+        assert all(t.name != "asterisk" for t in service.transports)
+        with pytest.raises(OSError):
+            await asyncio.wait_for(asyncio.open_connection("127.0.0.1", settings.audiosocket.port), 2)
+    finally:
+        await service.stop()
+
+
+@pytest.mark.parametrize("switch, why", [
+    ({"fastagi": True}, "VOICEAUTH_FASTAGI__ENABLED=true needs VOICEAUTH_AUDIOSOCKET__ENABLED=true"),
+    ({"ami": True}, "VOICEAUTH_AMI__ENABLED=true needs VOICEAUTH_AUDIOSOCKET__ENABLED=true"),
+])
+async def test_asterisk_parts_that_cannot_work_without_audiosocket_are_refused_naming_the_fix(
+        settings, engine, switch, why):
+    settings.ami.enabled = settings.audiosocket.enabled = settings.fastagi.enabled = False
+    for group, on in switch.items():
+        getattr(settings, group).enabled = on
+    service = service_for(settings, engine)
+    with pytest.raises(ValueError, match=why):
+        await service.start()
+    await service.stop()
+
+
+def test_twilio_is_switched_off_with_its_enabled_setting_even_when_configured(monkeypatch):
+    monkeypatch.setenv("VOICEAUTH_TWILIO__AUTH_TOKEN", TWILIO_TOKEN)
+    monkeypatch.setenv("VOICEAUTH_TWILIO__PUBLIC_URL", "https://voice.example.com")
+    monkeypatch.setenv("VOICEAUTH_TWILIO__RESULT_URL", "https://ivr.example/next")
+    assert Settings().twilio.enabled is True  # today: on when configured
+    monkeypatch.setenv("VOICEAUTH_TWILIO__ENABLED", "false")
+    assert Settings().twilio.enabled is False
+    monkeypatch.setenv("VOICEAUTH_TWILIO__ENABLED", "true")
+    monkeypatch.delenv("VOICEAUTH_TWILIO__AUTH_TOKEN")
+    monkeypatch.delenv("VOICEAUTH_TWILIO__PUBLIC_URL")
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="VOICEAUTH_TWILIO__AUTH_TOKEN"):
+        Settings()
+
+
+# -- Twilio: shutdown --------------------------------------------------------------------------
+
+TWILIO_TOKEN = "worker-test-auth-token"
+
+
+def twilio_worker_settings(tmp_path: Path, **service) -> Settings:
+    """Twilio on a free port (signatures are made over the public URL), Asterisk's listeners off."""
+    port = free_port()
+    return Settings(
+        data_dir=tmp_path, ami={"enabled": False}, audiosocket={"enabled": False}, fastagi={"enabled": False},
+        http={"port": port}, prompts={"generated_dir": tmp_path / "prompts"},
+        service={"warm_up": False, **service},
+        twilio={"auth_token": TWILIO_TOKEN, "public_url": f"http://127.0.0.1:{port}",
+                "result_url": "https://ivr.example/next"},
+    )
+
+
+def takes(seconds: float):
+    async def flow(call) -> FlowResult:
+        await asyncio.sleep(seconds)
+        return FlowResult(Result.PASS, "4711", 0.9)
+
+    return flow
+
+
+async def timed_stop(service: VoiceAuthService, grace_s: float | None = None) -> float:
+    started = time.monotonic()
+    await service.stop(grace_s)
+    return time.monotonic() - started
+
+
+async def test_an_idle_twilio_worker_stops_at_once_after_a_call_that_never_came_back_for_its_result(
+        tmp_path, engine):
+    """SIGTERM took 10.2 s: the worker waited for the <Connect> action of a caller who had hung up."""
+    settings = twilio_worker_settings(tmp_path, shutdown_grace_s=30)
+    service = VoiceAuthService(settings, engine=engine, flows={"verify": passes}, build_prompts=False)
+    await service.start()
+    sim = TwilioSimulator(f"http://127.0.0.1:{settings.http.port}", TWILIO_TOKEN)
+    try:
+        announced = await sim.announce()
+        async with sim.stream(announced) as stream:
+            assert await stream.closed(5) == 1000  # the flow finished, its result kept for the action
+        # The caller hung up as the stream closed: Twilio says so, and asks no action URL.
+        response = await sim.post("/twilio/status", sim.call_params(announced.call_sid, "+15551230001",
+                                                                   "+15557654321", "completed"))
+        assert response.status_code == 204
+        assert service.runner is not None and not service.runner.active
+    finally:
+        await sim.aclose()
+        took = await timed_stop(service)
+    assert took < 2.0, f"an idle worker took {took:.1f} s to stop"
+
+
+async def test_a_twilio_call_in_progress_at_stop_finishes_and_gets_its_result(tmp_path, engine):
+    settings = twilio_worker_settings(tmp_path, shutdown_grace_s=30)
+    service = VoiceAuthService(settings, engine=engine, flows={"verify": takes(1.5)}, build_prompts=False)
+    await service.start()
+    sim = TwilioSimulator(f"http://127.0.0.1:{settings.http.port}", TWILIO_TOKEN)
+    try:
+        call = asyncio.create_task(sim.call({}))
+        for _ in range(500):  # bounded: the stream opens within milliseconds
+            if service.runner is not None and service.runner.active:
+                break
+            await asyncio.sleep(0.01)
+        assert service.runner is not None and service.runner.active, "the call did not start"
+        took = await timed_stop(service)
+        outcome = await asyncio.wait_for(call, 5)
+    finally:
+        await sim.aclose()
+    assert outcome.result is not None and outcome.result["VOICEAUTH_RESULT"] == "PASS"
+    assert 1.0 < took < 5.0, f"stop took {took:.1f} s for a call with 1.5 s to go"
+
+
+async def test_a_twilio_call_longer_than_the_grace_is_cut_with_error_at_the_grace(tmp_path, engine):
+    settings = twilio_worker_settings(tmp_path)
+    service = VoiceAuthService(settings, engine=engine, flows={"verify": takes(60)}, build_prompts=False)
+    await service.start()
+    sim = TwilioSimulator(f"http://127.0.0.1:{settings.http.port}", TWILIO_TOKEN)
+    try:
+        call = asyncio.create_task(sim.call({}))
+        for _ in range(500):
+            if service.runner is not None and service.runner.active:
+                break
+            await asyncio.sleep(0.01)
+        took = await timed_stop(service, grace_s=1.0)
+        outcome = await asyncio.wait_for(call, 5)
+    finally:
+        await sim.aclose()
+    assert outcome.result is not None and outcome.result["VOICEAUTH_RESULT"] == "ERROR"
+    assert 0.9 < took < 3.0, f"stop took {took:.1f} s with a 1 s grace"
+
+
+async def test_at_stop_twilio_waits_only_for_actions_that_can_still_come(tmp_path):
+    """Twilio asks the <Connect> action within a second or two of a stream's close: an older result
+    whose action never came (caller gone, no status callback) is not waited for; a fresh one is."""
+    from ivr.service.metrics import ServiceMetrics
+    from ivr.transports.base import TransportEnv
+    from ivr.transports.twilio.transport import ACTION_WAIT_S, TwilioTransport
+
+    now = [1000.0]
+    env = TransportEnv(settings=twilio_worker_settings(tmp_path, shutdown_grace_s=30), prompts=None,
+                       prompt_directories=(), metrics=ServiceMetrics())
+    twilio = TwilioTransport(env, clock=lambda: now[0])
+    twilio.results.put("CA-stale", FlowResult(Result.PASS, "4711", 0.9), awaiting_action=True)
+    now[0] += ACTION_WAIT_S + 1
+    await asyncio.wait_for(twilio.close(), 1.0)  # at once: that action is not coming
+
+    twilio = TwilioTransport(env, clock=lambda: now[0])
+    twilio.results.put("CA-fresh", FlowResult(Result.PASS, "4711", 0.9), awaiting_action=True)
+    closing = asyncio.create_task(twilio.close())
+    await asyncio.sleep(0.3)
+    assert not closing.done(), "a result kept a moment ago: its action is on its way"
+    twilio.results.continued("CA-fresh")
+    await asyncio.wait_for(closing, 1.0)

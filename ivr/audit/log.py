@@ -40,10 +40,17 @@ from ivr.policy.model import FactorAttempt, PolicyDecision
 T = TypeVar("T")
 
 _HASH = re.compile(r"^[0-9a-f]{64}$")
-# ISO timestamps ("locked until 2025-01-01T00:30:00") are kept; other runs of
-# 4+ digits, also split by spaces, dashes or slashes ("12 34 56",
-# "1987-03-15", "+57 300 123 4567"), are masked. Decimals (scores) are kept.
-_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2})?(?:[+-]\d{2}:\d{2}|Z)?")
+# Times are kept: an ISO date with a time, "T" or a space between them
+# ("locked until 2025-01-01T00:30:00+00:00", "the recording of 2026-12-05
+# 18:42 UTC"), and a time of day alone ("18:42:04"): an admin matches log
+# lines and audit rows by them, and no code or answer is written with colons.
+# Other runs of 4+ digits, also split by spaces, dashes or slashes ("12 34 56",
+# "+57 300 123 4567", and a bare date "1987-03-15": a date of birth is a
+# knowledge answer), are masked. Decimals (scores) are kept.
+_TIME_OF_DAY = r"(?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:[.,]\d{1,6})?)?"
+_TIMESTAMP = re.compile(
+    r"(?<![\d:])(?:\d{4}-[01]\d-[0-3]\d[T ])?" + _TIME_OF_DAY + r"(?:Z|[+-][01]\d:?[0-5]\d)?(?![\d:])"
+)
 _DIGIT_RUN = re.compile(r"(?<![\d.])\d(?:[ \-/]?\d){3,}(?!\.\d)(?!\d)")
 _TEXT_LIMIT = 200
 

@@ -28,7 +28,10 @@ def serve(
     ),
 ) -> None:
     """Serve calls: Asterisk (AudioSocket, FastAGI, AMI; docs/admins.md), Twilio when configured
-    (docs/twilio.md), and /healthz, /readyz, /metrics.
+    (docs/twilio.md), a SIP endpoint when enabled (docs/sip.md), and /healthz, /readyz, /metrics.
+
+    Each transport is switched with VOICEAUTH_<TRANSPORT>__ENABLED; /readyz
+    counts only those that are on.
 
     Logs go to stderr at INFO unless --log-level says otherwise; one line per
     call start and end.

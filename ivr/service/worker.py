@@ -104,6 +104,9 @@ class VoiceAuthService:
             self.transports.append(transport)  # closed by stop() even when its start fails half-way
             await transport.start(self.runner)
 
+        if not self.transports:
+            log.warning("no transport is on: this worker takes no calls (VOICEAUTH_AUDIOSOCKET__ENABLED, "
+                        "VOICEAUTH_TWILIO__*, VOICEAUTH_SIP__ENABLED; docs/admins.md)")
         routers = [r for r in (t.http_routes() for t in self.transports) if r is not None]
         if routers and not s.http.enabled:
             names = ", ".join(t.name for t in self.transports if t.http_routes() is not None)

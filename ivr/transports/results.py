@@ -60,6 +60,10 @@ class CallResults:
             return None
         return entry[0]
 
+    def awaiting_since(self, since: float) -> int:
+        """How many results kept at or after ``since`` (this store's clock) still wait for their peer."""
+        return sum(1 for kept in self.awaiting_action.values() if kept >= since)
+
     def continued(self, call_id: str) -> None:
         self.awaiting_action.pop(call_id, None)
 

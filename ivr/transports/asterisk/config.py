@@ -43,7 +43,8 @@ class AmiSettings(BaseModel):
 
     # AudioSocket carries only a UUID: without AMI the worker cannot learn the
     # call's mode/language/account nor hand the result back.  A FastAGI-only
-    # deployment can switch it off.
+    # deployment switches it off, and so does a worker without Asterisk
+    # (Twilio, SIP): an AMI that is on counts in /readyz.
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(5038, ge=1, le=65535)
@@ -62,6 +63,11 @@ class AmiSettings(BaseModel):
 
 
 class AudioSocketSettings(PeerSettings):
+    # The listener Asterisk streams calls' audio to, for both the AMI and the
+    # FastAGI variants: on by default (today's Asterisk deployments). A worker
+    # for Twilio or SIP only switches it off, with FastAGI and AMI, and then
+    # binds no Asterisk port at all.
+    enabled: bool = True
     bind: str = "127.0.0.1"
     port: int = Field(9092, ge=0, le=65535)
     # Beyond this many concurrent calls new connections are refused at once
@@ -79,7 +85,26 @@ class AudioSocketSettings(PeerSettings):
 
 
 class FastAgiSettings(PeerSettings):
+    # The call's audio comes back over AudioSocket: FastAGI needs that listener on.
     enabled: bool = True
     bind: str = "127.0.0.1"
     port: int = Field(4573, ge=0, le=65535)
     max_calls: int = Field(50, ge=1)
+
+
+def check_asterisk_switches(ami: AmiSettings, audiosocket: AudioSocketSettings, fastagi: FastAgiSettings) -> bool:
+    """Whether any Asterisk part is on; ValueError naming the fix for a combination that cannot work.
+
+    Both AMI and FastAGI only serve calls whose audio reaches the AudioSocket
+    listener, so either of them without it would be a port or a login that
+    no call can use (and an AMI login the readiness probe would count).
+    """
+    if not audiosocket.enabled:
+        for name, part in (("FASTAGI", fastagi), ("AMI", ami)):
+            if part.enabled:
+                raise ValueError(
+                    f"VOICEAUTH_{name}__ENABLED=true needs VOICEAUTH_AUDIOSOCKET__ENABLED=true (calls' audio "
+                    f"reaches the worker over AudioSocket); for a worker without Asterisk set "
+                    "VOICEAUTH_AUDIOSOCKET__ENABLED, VOICEAUTH_FASTAGI__ENABLED and VOICEAUTH_AMI__ENABLED to false"
+                )
+    return audiosocket.enabled or fastagi.enabled or ami.enabled

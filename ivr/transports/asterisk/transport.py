@@ -85,6 +85,21 @@ class AsteriskTransport:
             ami = self.ami
             env.metrics.count_from("ami_reconnect", lambda: max(0, ami.connections - 1))
 
+        if s.audiosocket.enabled:
+            await self._start_audiosocket()
+        if s.fastagi.enabled:
+            routes = {name: self._on_agi_call for name in calls.flow_names}
+            self.fastagi = FastAgiServer(
+                routes, host=s.fastagi.bind, port=s.fastagi.port, max_calls=s.fastagi.max_calls,
+                allow_from=s.fastagi.allow_from, max_per_peer=s.fastagi.max_per_peer,
+            )
+            await self.fastagi.start()
+            fastagi = self.fastagi
+            env.metrics.count_from("rejected_fastagi", lambda: fastagi.rejected_connections)
+            env.metrics.count_from("refused_peer_fastagi", lambda: fastagi.refused_peers)
+
+    async def _start_audiosocket(self) -> None:
+        s, env = self._env.settings, self._env
         self.audiosocket = AudioSocketServer(
             self._on_audiosocket_call,
             prompts=env.prompts,
@@ -104,17 +119,6 @@ class AsteriskTransport:
         audiosocket = self.audiosocket
         env.metrics.count_from("rejected_audiosocket", lambda: audiosocket.rejected_connections)
         env.metrics.count_from("refused_peer_audiosocket", lambda: audiosocket.refused_peers)
-
-        if s.fastagi.enabled:
-            routes = {name: self._on_agi_call for name in calls.flow_names}
-            self.fastagi = FastAgiServer(
-                routes, host=s.fastagi.bind, port=s.fastagi.port, max_calls=s.fastagi.max_calls,
-                allow_from=s.fastagi.allow_from, max_per_peer=s.fastagi.max_per_peer,
-            )
-            await self.fastagi.start()
-            fastagi = self.fastagi
-            env.metrics.count_from("rejected_fastagi", lambda: fastagi.rejected_connections)
-            env.metrics.count_from("refused_peer_fastagi", lambda: fastagi.refused_peers)
 
     async def close(self) -> None:
         # FastAGI handlers hand the cut calls' results to Asterisk; give them a moment.
@@ -136,12 +140,11 @@ class AsteriskTransport:
 
     def describe(self) -> str:
         s = self._env.settings
-        parts = []
-        if self.audiosocket is not None:
-            parts.append(f"AudioSocket {s.audiosocket.bind}:{self.audiosocket.port}")
-        parts.append(f"FastAGI {s.fastagi.bind}:{self.fastagi.port}" if self.fastagi else "FastAGI off")
-        parts.append(f"AMI {s.ami.username}@{s.ami.host}:{s.ami.port}" if self.ami else "AMI off")
-        return ", ".join(parts)
+        return ", ".join((
+            f"AudioSocket {s.audiosocket.bind}:{self.audiosocket.port}" if self.audiosocket else "AudioSocket off",
+            f"FastAGI {s.fastagi.bind}:{self.fastagi.port}" if self.fastagi else "FastAGI off",
+            f"AMI {s.ami.username}@{s.ami.host}:{s.ami.port}" if self.ami else "AMI off",
+        ))
 
     def http_routes(self) -> None:
         return None

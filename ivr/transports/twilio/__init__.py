@@ -10,7 +10,7 @@ if TYPE_CHECKING:
 
 
 def build(env: "TransportEnv") -> "TwilioTransport | None":
-    """On when ``VOICEAUTH_TWILIO__AUTH_TOKEN`` and ``__PUBLIC_URL`` are set."""
+    """On when ``VOICEAUTH_TWILIO__AUTH_TOKEN`` and ``__PUBLIC_URL`` are set, unless ``__ENABLED=false``."""
     if not env.settings.twilio.enabled:
         return None
     from ivr.transports.twilio.transport import TwilioTransport

@@ -18,8 +18,13 @@ def _absolute(url: str, what: str) -> str:
 class TwilioSettings(BaseModel):
     """Twilio Programmable Voice: webhooks and Media Streams on the worker's HTTP endpoint.
 
-    On when both ``auth_token`` and ``public_url`` are set.
+    On when both ``auth_token`` and ``public_url`` are set, unless ``enabled`` says otherwise.
     """
+
+    # Empty (default): on when the auth token and public URL are set, as
+    # before this switch existed. false: off even when configured (a worker
+    # kept for Asterisk calls); true: on, and refused at start without them.
+    enabled: bool | None = None
 
     # The account's auth token: every webhook must carry a valid
     # X-Twilio-Signature made with it, else 403. Never logged.
@@ -52,16 +57,18 @@ class TwilioSettings(BaseModel):
     # How long a call's result stays readable (GET .../result, the <Connect> action).
     result_ttl_s: float = Field(3600.0, gt=0)
 
-    @property
-    def enabled(self) -> bool:
-        return bool(self.auth_token.get_secret_value()) and bool(self.public_url)
-
     @model_validator(mode="after")
     def _complete(self) -> "TwilioSettings":
+        if self.enabled is False:
+            return self
         token, public = bool(self.auth_token.get_secret_value()), bool(self.public_url)
+        if self.enabled and not (token and public):
+            raise ValueError("VOICEAUTH_TWILIO__ENABLED=true needs VOICEAUTH_TWILIO__AUTH_TOKEN and "
+                             "VOICEAUTH_TWILIO__PUBLIC_URL")
         if token != public:
             raise ValueError("set both VOICEAUTH_TWILIO__AUTH_TOKEN and VOICEAUTH_TWILIO__PUBLIC_URL "
                              "(or neither: Twilio off)")
+        self.enabled = token and public
         if self.enabled:
             self.public_url = _absolute(self.public_url, "VOICEAUTH_TWILIO__PUBLIC_URL").rstrip("/")
             if not self.result_url:

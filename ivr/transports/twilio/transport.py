@@ -28,7 +28,7 @@ import asyncio
 import logging
 import re
 import time
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, HTTPException, Request, Response, WebSocket
@@ -52,8 +52,11 @@ MAX_BODY_BYTES = 64 * 1024
 WITHHELD = frozenset({"", "anonymous", "restricted", "unknown", "private", "unavailable",
                       "+266696687", "+86282452253", "+7378742833"})
 FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
-# After the last stream closes at shutdown, Twilio asks the action URL within
-# a second or two; wait this long for it (at most the shutdown grace) before the HTTP endpoint goes.
+# After a stream closes, Twilio asks the action URL within a second or two.
+# At shutdown the worker waits for the actions of results kept less than this
+# long ago (at most this long, at most the shutdown grace) before the HTTP
+# endpoint goes; an older result's action is not coming (the caller hung up,
+# the call went elsewhere), and waiting for it once kept an idle worker 10 s.
 ACTION_WAIT_S = 10.0
 _FLOW = re.compile(r"^[a-z]{1,20}$")
 _ACCOUNT = re.compile(r"^[0-9]{1,32}$")
@@ -65,14 +68,15 @@ MAX_BUFFERED_S = 30.0
 class TwilioTransport:
     name = "twilio"
 
-    def __init__(self, env: TransportEnv) -> None:
+    def __init__(self, env: TransportEnv, *, clock: Callable[[], float] = time.monotonic) -> None:
         from twilio.request_validator import RequestValidator
 
         self._env = env
         self._cfg = env.settings.twilio
+        self._clock = clock
         self._validator = RequestValidator(self._cfg.auth_token.get_secret_value())
-        self.tokens = StreamTokens(self._cfg.stream_token_ttl_s)
-        self.results = CallResults(self._cfg.result_ttl_s)
+        self.tokens = StreamTokens(self._cfg.stream_token_ttl_s, clock=clock)
+        self.results = CallResults(self._cfg.result_ttl_s, clock=clock)
         self._prompts = PromptFrames(env.prompts)
         self._sessions: dict[str, MediaStreamSession] = {}
         self._calls: Calls | None = None
@@ -92,9 +96,9 @@ class TwilioTransport:
         self._closing = True
         for session in list(self._sessions.values()):
             await session.close(1001, "worker shutting down")
-        deadline = time.monotonic() + min(ACTION_WAIT_S, self._env.settings.service.shutdown_grace_s)
-        while self.results.awaiting_action and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
+        deadline = self._clock() + min(ACTION_WAIT_S, self._env.settings.service.shutdown_grace_s)
+        while self.results.awaiting_since(self._clock() - ACTION_WAIT_S) and self._clock() < deadline:
+            await asyncio.sleep(0.05)
 
     def health(self) -> dict[str, str | None]:
         return {}
@@ -195,6 +199,7 @@ class TwilioTransport:
         call_sid, status = params.get("CallSid", ""), params.get("CallStatus", "")
         if status in FINAL_STATUSES:
             self.tokens.revoke_call(call_sid)
+            self.results.continued(call_sid)  # the call is over: no action request is coming
             session = self._sessions.get(call_sid)
             if session is not None:
                 session.hang_up_now()
