@@ -401,6 +401,192 @@ def _embeddings(data: Data, cache: Path) -> dict[str, object]:
     return out | {"model_id": embedder.model_id, "embedder": embedder}
 
 
+def bench_liveness_voice(data: Data, cache: Path) -> dict[str, object]:
+    """Is the challenge answer said by the enrolled caller, and by the person who spoke before it?
+
+    The attack of issue 18: a recording of the victim at the voice prompt, then the attacker reads
+    the asked digits himself. Genuine: the caller's own voice sample, then their own answer.
+    FSDD: 6 speakers, each the others' attacker, answers are 4-6 digit strings. LibriSpeech: 10 eval
+    speakers; answers are 2-3 s pieces of read speech; attackers are the other eval speakers and the
+    251 cohort speakers. Scores are cosines of the answer's embedding with the voiceprint ("print")
+    and with the call's voice sample ("sample"), telephone channel throughout.
+    """
+    from ivr.settings import Settings
+    from voiceprints.audio.vad import SpeechDetector
+    from voiceprints.embedding.select import load_embedder
+    from voiceprints.scoring.enrolment import combine
+
+    embedder = load_embedder(Settings().model)
+    detector = SpeechDetector()
+    rng = np.random.default_rng(18)
+    path = cache / f"liveness-voice-{embedder.model_id.replace('/', '_')}.npz"
+
+    def embed(clips: list[AudioClip]) -> np.ndarray:
+        return embedder.embed_batch([detector.speech_only(telephone_channel(c)) for c in clips])
+
+    def crop(clip: AudioClip, seconds: float) -> AudioClip:
+        """``seconds`` of the clip's speech (after the channel), as an answer of that much net speech."""
+        clip = detector.speech_only(telephone_channel(clip))
+        n = int(seconds * clip.sample_rate)
+        start = int(rng.integers(0, max(1, clip.samples.shape[0] - n)))
+        return AudioClip(clip.samples[start:start + n], clip.sample_rate)
+
+    def digits() -> str:
+        return "".join(str(d) for d in rng.integers(0, 10, int(rng.integers(4, 7))))
+
+    if path.exists():
+        z = np.load(path, allow_pickle=False)
+        arrays = {k: z[k] for k in z.files}
+    else:
+        arrays = {}
+        # FSDD: enrolment line = three "zero ... nine" strings; the call = one more string, then answers.
+        prints, samples, answers, owners = [], [], [], []
+        for speaker in FSDD_SPEAKERS:
+            takes = [int(t) for t in rng.permutation(50)]
+            enrol = embed([data.digit_string("0123456789", speaker, [t] * 10, rng) for t in takes[:3]])
+            prints.append(combine(enrol)[0])
+            samples.append(embed([data.digit_string("0123456789", speaker, [takes[3]] * 10, rng)])[0])
+            rest = takes[4:]
+            answers.append(embed([data.digit_string(digits(), speaker, [int(rng.choice(rest)) for _ in range(6)], rng)
+                                  for _ in range(40)]))
+            owners += [speaker] * 40
+            print(f"  liveness-voice: FSDD {speaker} embedded", file=sys.stderr)
+        arrays |= {"fsdd_prints": np.stack(prints), "fsdd_samples": np.stack(samples),
+                   "fsdd_answers": np.concatenate(answers), "fsdd_owners": np.array(owners)}
+        # LibriSpeech: enrol 3 utterances, the call's sample is the 4th, answers are pieces of the rest.
+        by_speaker: dict[str, list[Path]] = defaultdict(list)
+        for speaker, p in data.librispeech("eval"):
+            by_speaker[speaker].append(p)
+        speakers = sorted(by_speaker)
+        prints, samples, answers, owners = [], [], [], []
+        for speaker in speakers:
+            clips = [read_audio(p) for p in by_speaker[speaker]]
+            prints.append(combine(embed(clips[:3]))[0])
+            samples.append(embed([clips[3]])[0])
+            answers.append(embedder.embed_batch([crop(c, float(rng.uniform(2.0, 3.0))) for c in clips[4:]
+                                                 for _ in range(4)]))
+            owners += [speaker] * (4 * len(clips[4:]))
+        cohort = embedder.embed_batch([crop(read_audio(p), float(rng.uniform(2.0, 3.0)))
+                                       for _, p in data.librispeech("cohort")])
+        arrays |= {"libri_prints": np.stack(prints), "libri_samples": np.stack(samples),
+                   "libri_answers": np.concatenate(answers), "libri_owners": np.array(owners),
+                   "libri_speakers": np.array(speakers), "libri_cohort_answers": cohort}
+        np.savez(path, **arrays)
+
+    def cos(rows: np.ndarray, v: np.ndarray) -> np.ndarray:
+        return (rows @ v) / (np.linalg.norm(rows, axis=1) * np.linalg.norm(v))
+
+    def scores(prints: np.ndarray, samples: np.ndarray, names: list[str], answers: np.ndarray,
+               owners: np.ndarray, extra_attackers: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        genuine, attack = [], []
+        for i, name in enumerate(names):
+            mine = answers[owners == name]
+            genuine.append(np.stack([cos(mine, prints[i]), cos(mine, samples[i])], axis=1))
+            theirs = answers[owners != name]
+            if extra_attackers is not None:
+                theirs = np.concatenate([theirs, extra_attackers])
+            # The call's voice sample is the victim's recording: the attacker's answer against both.
+            attack.append(np.stack([cos(theirs, prints[i]), cos(theirs, samples[i])], axis=1))
+        return {"genuine": np.concatenate(genuine), "attack": np.concatenate(attack)}
+
+    sets = {
+        "fsdd": scores(arrays["fsdd_prints"], arrays["fsdd_samples"], list(FSDD_SPEAKERS), arrays["fsdd_answers"],
+                       arrays["fsdd_owners"]),
+        "librispeech": scores(arrays["libri_prints"], arrays["libri_samples"], list(arrays["libri_speakers"]),
+                              arrays["libri_answers"], arrays["libri_owners"], arrays["libri_cohort_answers"]),
+    }
+    grid = [round(t, 2) for t in np.arange(0.30, 0.86, 0.05)]
+    table: dict[str, object] = {}
+    for name, sc in sets.items():
+        g, a = sc["genuine"], sc["attack"]
+        table[name] = {
+            "trials": {"genuine": len(g), "attack": len(a)},
+            "genuine_pass_at_print_threshold": {str(t): float(np.mean(g[:, 0] >= t)) for t in grid},
+            "attack_pass_at_print_threshold": {str(t): float(np.mean(a[:, 0] >= t)) for t in grid},
+            "genuine_pass_at_sample_threshold": {str(t): float(np.mean(g[:, 1] >= t)) for t in grid},
+            "attack_pass_at_sample_threshold": {str(t): float(np.mean(a[:, 1] >= t)) for t in grid},
+            "eer_print": _eer(g[:, 0], a[:, 0]), "eer_sample": _eer(g[:, 1], a[:, 1]),
+        }
+    answer = telephone_channel(data.digit_string("48151", "theo", [1] * 5, rng))
+    ms, p95 = time_per_call(lambda: embedder.embed(detector.speech_only(answer)), repeat=10)
+    return {"model_id": embedder.model_id, "sets": table, "ms_per_answer_embedding": ms,
+            "ms_per_answer_embedding_p95": p95}
+
+
+def bench_recording_then_reader(data: Data, cache: Path, per_pair: int = 20) -> dict[str, object]:
+    """The whole challenge as the engine runs it, on the attacker's terms (FSDD, telephone channel).
+
+    Each speaker is the victim in turn: voiceprint from three "zero ... nine" strings, digit templates
+    from three takes of each digit, the call's voice sample one more string (the victim's recording
+    the attacker plays). Attack: each other speaker reads the asked digits (digit check against the
+    victim's templates, then the answer's voice against the victim's voiceprint and the sample).
+    Genuine: the victim reads them; "two tries" counts a second, fresh string after a refusal.
+    """
+    from ivr.settings import Settings
+    from voiceprints.audio.vad import SpeechDetector
+    from voiceprints.config import LivenessConfig
+    from voiceprints.embedding.select import load_embedder
+    from voiceprints.liveness import DigitStringVerifier, DigitTemplates
+    from voiceprints.liveness.binding import AnswerVoice
+    from voiceprints.scoring.enrolment import combine
+
+    full = load_embedder(Settings().model)
+    embedder = getattr(full, "parts", (full,))[0]  # what the engine embeds a challenge answer with
+    config = LivenessConfig()
+    voice = AnswerVoice.for_model(embedder.model_id.split("/")[0], config)
+    assert voice is not None, f"no shipped answer thresholds for {embedder.model_id}"
+    verifier = DigitStringVerifier.from_config(config)
+    detector = SpeechDetector()
+    rng = np.random.default_rng(181)
+
+    def embed(clip: AudioClip) -> np.ndarray:
+        return embedder.embed(detector.speech_only(clip))
+
+    def digits() -> str:
+        return "".join(str(d) for d in rng.integers(0, 10, int(rng.integers(4, 7))))
+
+    victims = {}
+    for speaker in FSDD_SPEAKERS:
+        takes = [int(t) for t in rng.permutation(50)]
+        templates = DigitTemplates.from_digit_clips(
+            {str(d): [telephone_channel(data.digit(d, speaker, t)) for t in takes[:3]] for d in range(10)})
+        strings = [telephone_channel(data.digit_string("0123456789", speaker, [t] * 10, rng)) for t in takes[3:7]]
+        victims[speaker] = (templates, combine(np.stack([embed(c) for c in strings[:3]]))[0], embed(strings[3]),
+                            takes[7:])
+
+    def attempt(victim: str, reader: str) -> tuple[bool, bool]:
+        """(digit check passed, whole challenge passed) for ``reader`` answering ``victim``'s challenge."""
+        templates, print_, sample, _ = victims[victim]
+        asked = digits()
+        answer = telephone_channel(data.digit_string(asked, reader, [int(rng.choice(victims[reader][3]))
+                                                                      for _ in asked], rng))
+        result = verifier.verify(templates, answer, asked)
+        if not result.passed:
+            return False, False
+        return True, voice.check(embed(answer), print_, sample).passed
+
+    attack = [attempt(v, r) for v in FSDD_SPEAKERS for r in FSDD_SPEAKERS if r != v for _ in range(per_pair)]
+    genuine, two_tries = [], []
+    for v in FSDD_SPEAKERS:
+        for _ in range(per_pair * 2):
+            first = attempt(v, v)[1]
+            genuine.append(first)
+            two_tries.append(first or attempt(v, v)[1])
+    answer = telephone_channel(data.digit_string("48151", "theo", [1] * 5, rng))
+    templates, print_, sample, _ = victims["theo"]
+    ms, p95 = time_per_call(lambda: (verifier.verify(templates, answer, "48151"),
+                                     voice.check(embed(answer), print_, sample)), repeat=10)
+    return {
+        "model": embedder.model_id, "thresholds": {"voice": voice.min_print, "continuity": voice.min_sample},
+        "attack_trials": len(attack),
+        "attack_passed_digit_check": float(np.mean([d for d, _ in attack])),
+        "attack_accepted": float(np.mean([w for _, w in attack])),
+        "genuine_trials": len(genuine),
+        "genuine_first_try": float(np.mean(genuine)), "genuine_within_two_tries": float(np.mean(two_tries)),
+        "ms_per_challenge_decision": ms, "ms_per_challenge_decision_p95": p95,
+    }
+
+
 def bench_watchlist(data: Data, cache: Path) -> dict[str, object]:
     """False matches of genuine callers against a list of other real speakers, and hits on listed voices.
 
@@ -475,6 +661,8 @@ SECTIONS: dict[str, Callable[[Data, Path], dict[str, object]]] = {
     "liveness": bench_liveness,
     "liveness-2": bench_liveness_2,
     "liveness-5": bench_liveness_5,
+    "liveness-voice": bench_liveness_voice,
+    "recording-then-reader": bench_recording_then_reader,
     "pocketsphinx": bench_pocketsphinx,
     "replay": bench_replay,
     "spoof": bench_spoof,

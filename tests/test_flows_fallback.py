@@ -149,13 +149,18 @@ async def test_a_busy_engine_steps_the_caller_up_to_a_code_instead_of_a_wait(wor
     assert world.engine.inference.rejected == 1
 
 
-async def test_genuine_voice_passes_without_a_second_factor(world, utterances_of):
+async def test_genuine_voice_without_digit_templates_is_confirmed_by_a_code(world, utterances_of):
+    """Issue 18: no liveness challenge can be asked (no digit templates), and a recording of the customer would
+    pass the voice alone; with codes configured the voice pass is confirmed by one (before: PASS by voice)."""
     enrol_alice(world, utterances_of)
     call = ScriptedCall({"enter-account": [Keys(ACCOUNT + "#")],
-                         "verify-speak": [Say(phone_speech(utterances_of, "alice", 5))]})
+                         "verify-speak": [Say(phone_speech(utterances_of, "alice", 5))],
+                         "otp-enter": [KeysFrom(lambda: world.box.latest_code() + "#")]})
     await run_call(verify(world), call)
-    assert call.result["VOICEAUTH_RESULT"] == "PASS" and call.result["VOICEAUTH_METHOD"] == "voice"
-    assert world.box.messages == []
+    assert call.result["VOICEAUTH_RESULT"] == "PASS" and call.result["VOICEAUTH_METHOD"] == "otp", call.result
+    assert call.result["VOICEAUTH_LIVENESS"] == "SKIPPED" and len(world.box.messages) == 1
+    [row] = AuditLog(world.db).query()
+    assert [(f["factor"], f["outcome"]) for f in row.factors] == [("voice", "pass"), ("otp", "pass")]
 
 
 async def test_impostor_cannot_pass_with_wrong_codes_and_failures_are_counted(world, utterances_of):

@@ -153,3 +153,62 @@ def test_a_sentence_instead_of_the_digits_fails(alice_templates, say):
     sentence = telephone_channel(say("alice", "I would like to check the balance of my savings account today."))
     result = DigitStringVerifier(MAX_MARGIN).verify(alice_templates, sentence, "4729")
     assert not result.passed, result.reason
+
+
+# --- the answer's voice (issue 18) ------------------------------------------------------------------
+def test_the_answer_must_match_the_voiceprint_and_the_voice_heard_earlier():
+    from voiceprints.liveness.binding import AnswerVoice
+
+    check = AnswerVoice(min_print=0.8, min_sample=0.75)
+    me, other = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
+    near = np.array([1.0, 0.3, 0.0])  # cosine 0.96 with ``me``
+    assert check.check(near, me, me).passed
+    by_print = check.check(other, me, me)
+    assert not by_print.passed and "not said in the enrolled voice" in by_print.reason
+    # The recording (the sample) was someone else: the right voice now is not the one heard before.
+    by_sample = check.check(near, me, other)
+    assert not by_sample.passed and "another voice than the one heard before" in by_sample.reason
+    alone = check.check(near, me, None)
+    assert alone.passed and alone.sample_score is None
+
+
+def test_answer_thresholds_are_the_measured_ones_unless_configured_and_unknown_models_have_none():
+    from voiceprints.config import LivenessConfig
+    from voiceprints.liveness.binding import SHIPPED_THRESHOLDS, AnswerVoice
+
+    shipped = AnswerVoice.for_model("ge2e", LivenessConfig())
+    assert shipped is not None and (shipped.min_print, shipped.min_sample) == SHIPPED_THRESHOLDS["ge2e"]
+    tuned = AnswerVoice.for_model("ge2e", LivenessConfig(voice_min_score=0.7, continuity_min_score=0.6))
+    assert tuned is not None and (tuned.min_print, tuned.min_sample) == (0.7, 0.6)
+    assert AnswerVoice.for_model("ecapa", LivenessConfig()) is None
+    set_by_admin = AnswerVoice.for_model("ecapa", LivenessConfig(voice_min_score=0.5, continuity_min_score=0.5))
+    assert set_by_admin is not None
+
+
+def test_the_challenge_passes_only_in_the_enrolled_voice_and_the_calls_own(tmp_path, caller, utterances_of):
+    """Through the defences as the verify flow calls them: the digits right and the voice right."""
+    from tests.test_flows import phone_speech
+    from voiceprints.config import CoreConfig
+    from voiceprints.defences import AttackDefences
+    from voiceprints.embedding.ge2e import Ge2eEmbedder
+    from voiceprints.engine import VoiceprintEngine
+    from voiceprints.store.sql import open_store
+
+    config = CoreConfig(data_dir=tmp_path)
+    engine = VoiceprintEngine(Ge2eEmbedder(), open_store(config), config)
+    try:
+        engine.enroll("4572", [phone_speech(utterances_of, "alice", i) for i in range(3)])
+        defences = AttackDefences(engine)
+        templates = DigitTemplates.from_sequences([caller("alice", list(ENGLISH), s) for s in (140, 160, 180)])
+        defences.remember_enrolment("4572", templates, [])
+        sample = engine.embed_speech(phone_speech(utterances_of, "alice", 5))
+        answer = caller("alice", "four eight one five one", 160)
+        genuine = defences.check_challenge("4572", answer, "48151", sample)
+        assert genuine is not None and genuine.passed, genuine
+        assert genuine.voice_score is not None and genuine.continuity is not None
+        # The right digits and the enrolled voice, after a call whose voice was someone else's.
+        other_sample = engine.embed_speech(phone_speech(utterances_of, "bob", 5))
+        switched = defences.check_challenge("4572", answer, "48151", other_sample)
+        assert switched is not None and not switched.passed and "another voice" in switched.reason
+    finally:
+        engine.close()

@@ -133,6 +133,12 @@ class LivenessConfig(BaseModel):
     # own template of it: other speech forced onto a few digits stretches them
     # (FSDD genuine answers: 99th percentile 2.9x; read sentences: median 6x).
     max_stretch: float = Field(4.0, ge=1)
+    # The answer must be said in the enrolled voice and by the person heard before it in the call
+    # (voiceprints.liveness.binding): minimum cosines of the answer's embedding with the voiceprint and
+    # with the call's voice sample. None: the values measured for the model (README); a model without
+    # measured values fails every challenge until these are set.
+    voice_min_score: float | None = Field(None, ge=-1, le=1)
+    continuity_min_score: float | None = Field(None, ge=-1, le=1)
     # Enrolment: how often the caller says the ten digits (templates per digit).
     enrolment_repetitions: int = Field(3, ge=1, le=10)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence, TypeVar
 
 import numpy as np
@@ -20,6 +20,7 @@ from voiceprints.embedding.base import layout_of
 from voiceprints.engine import VoiceprintEngine
 from voiceprints.errors import TooLittleSpeechError
 from voiceprints.liveness import DigitStringVerifier, DigitTemplates, LivenessResult, new_challenge
+from voiceprints.liveness.binding import AnswerVoice
 from voiceprints.liveness.store import SqlChallengeHistory, SqlDigitTemplateStore
 from voiceprints.replay import check_replay, fingerprint
 from voiceprints.replay.store import SqlFingerprintStore
@@ -61,6 +62,10 @@ class AttackDefences:
         self._watchlist = SqlWatchlistStore(store)  # type: ignore[arg-type]
         self._calls = SqlCallEmbeddings(store)  # type: ignore[arg-type]
         self._verifier = DigitStringVerifier.from_config(config.liveness)
+        # The answer's voice is embedded with the first model of a fused engine (GE2E): what its
+        # thresholds were measured on, at a fraction of the fused cost.
+        self._answer_embedder = getattr(engine.embedder, "parts", (engine.embedder,))[0]
+        self._answer_voice = AnswerVoice.for_model(self._answer_embedder.model_id.split("/")[0], config.liveness)
         self._spoof = SpoofDetector.from_config(config.spoof) if config.spoof.enabled else None
         self._lock = threading.Lock()
         self._screen: tuple[tuple[int, int], float, WatchlistScreen] | None = None
@@ -79,10 +84,34 @@ class AttackDefences:
                              max_digits=liveness.max_digits, reuse_days=liveness.reuse_days,
                              now=self.engine.store.clock())  # type: ignore[attr-defined]
 
-    def check_challenge(self, account: str, clip: AudioClip, asked: str) -> LivenessResult | None:
-        """None when the account has no digit templates (enrolled before the digits were asked)."""
+    def check_challenge(self, account: str, clip: AudioClip, asked: str,
+                        voice_sample: np.ndarray | None = None) -> LivenessResult | None:
+        """Were the asked digits said, in the enrolled voice, by whoever gave ``voice_sample`` earlier in the call?
+
+        ``voice_sample``: the engine's embedding of the call's voice answer (None: only the voiceprint
+        is compared). None when the account has no digit templates (enrolled before the digits were asked).
+        """
         templates = self._templates.get(account)
-        return None if templates is None else self._verifier.verify(templates, clip, asked)
+        if templates is None:
+            return None
+        result = self._verifier.verify(templates, clip, asked)
+        if not result.passed:
+            return result
+        if self._answer_voice is None:
+            return replace(result, passed=False, reason=(
+                f"{result.reason}, but no voice thresholds are measured for model {self._answer_embedder.model_id}: "
+                "set VOICEAUTH_LIVENESS__VOICE_MIN_SCORE and __CONTINUITY_MIN_SCORE"))
+        started = time.perf_counter()
+        speech = self.engine.detector.speech_only(clip)
+        if not speech.samples.size:
+            return replace(result, passed=False, reason=f"{result.reason}, but no speech to compare with the voice")
+        answer = self._answer_embedder.embed(speech)
+        voiceprint = self._screened_part(self.engine.voiceprint_for(account).vector)
+        sample = None if voice_sample is None else self._screened_part(voice_sample)
+        bound = self._answer_voice.check(answer, voiceprint, sample)
+        return replace(result, passed=bound.passed, reason=f"{result.reason}; {bound.reason}",
+                       voice_score=bound.print_score, continuity=bound.sample_score,
+                       latency_ms=result.latency_ms + (time.perf_counter() - started) * 1000.0)
 
     # --- enrolment ------------------------------------------------------------
     def screen_enrolment(self, vector: np.ndarray) -> WatchlistResult:

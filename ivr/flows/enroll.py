@@ -181,7 +181,8 @@ class EnrollFlow:
 
         A caller who cannot (the digits do not come out as ten separate
         words) is still enrolled; verification then cannot challenge them and
-        the policy decides (rule ``voice-pass-without-liveness``).
+        the policy decides (rule ``voice-pass-without-liveness``: a one-time
+        code where codes are configured).
         """
         defences = self.defences
         if defences is None:

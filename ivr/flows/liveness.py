@@ -2,14 +2,18 @@
 
 A recording of the customer (voicemail, an earlier call) says what it said
 then, not the random digits asked now; the digits are matched against the
-caller's own digit templates recorded on the enrolment line, so they bind to
-the enrolled voice in any language (voiceprints.liveness).
+caller's own digit templates recorded on the enrolment line (any language),
+and the answer's voice against the voiceprint and against the voice heard
+earlier in the call, so an attacker cannot play the recording and then read
+the digits himself (voiceprints.liveness).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+
+import numpy as np
 
 from ivr.flows.callio import CallIO
 from ivr.flows.config import FlowConfig
@@ -26,7 +30,8 @@ class LivenessStep:
         # Database reads (here and the challenge's draw) do not queue behind model work.
         return bool(await asyncio.to_thread(self.defences.has_templates, account))
 
-    async def run(self, io: CallIO, account: str) -> FactorAttempt:
+    async def run(self, io: CallIO, account: str, voice_sample: np.ndarray | None = None) -> FactorAttempt:
+        """``voice_sample``: the engine's embedding of the caller's voice answer earlier in this call."""
         started = time.monotonic()
         asked = await asyncio.to_thread(self.defences.challenge, account)
         await io.play("liveness-intro")
@@ -47,7 +52,7 @@ class LivenessStep:
 
         if not speech.net_speech_s:
             return attempt(FactorOutcome.INCONCLUSIVE, f"no answer to the {len(asked)}-digit challenge")
-        result = await self.defences.run(self.defences.check_challenge, account, speech.clip, asked)
+        result = await self.defences.run(self.defences.check_challenge, account, speech.clip, asked, voice_sample)
         if result is None:
             return attempt(FactorOutcome.UNAVAILABLE, "no digit templates on file")
         return attempt(FactorOutcome.PASS if result.passed else FactorOutcome.FAIL, result.reason)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
 
 from ivr.db.customers import CustomerRecord
 from ivr.flows.callio import CallIO
@@ -24,9 +27,13 @@ class FactorSteps:
     pin: PinStep | None = None
     liveness: LivenessStep | None = None
 
-    async def others(self, io: CallIO, account: str,
-                     customer: CustomerRecord | None) -> tuple[set[Factor], dict[Factor, Step]]:
+    async def others(self, io: CallIO, account: str, customer: CustomerRecord | None,
+                     voice_sample: Callable[[], np.ndarray | None] = lambda: None,
+                     ) -> tuple[set[Factor], dict[Factor, Step]]:
         """The non-voice factors this call may ask for, and how to run each.
+
+        ``voice_sample``: the embedding of the voice heard earlier in this call, when there is one by
+        the time the liveness challenge is asked (its answer must be in the same voice).
 
         A code is offered whenever codes are configured, customer or not (the
         step plays a decoy for an unknown account): whether it is offered must
@@ -46,5 +53,5 @@ class FactorSteps:
             steps[Factor.PIN] = lambda: pin.run(io, customer)
         if liveness is not None and await liveness.available(account):
             available.add(Factor.LIVENESS)
-            steps[Factor.LIVENESS] = lambda: liveness.run(io, account)
+            steps[Factor.LIVENESS] = lambda: liveness.run(io, account, voice_sample())
         return available, steps

@@ -47,7 +47,8 @@ class VerifyFlow:
         account = attempt.account
         why_not = await why_not_enrolled(self.engine, account)
         heard: list[VoiceHeard] = []
-        available, steps = await self.steps.others(attempt.io, account, attempt.customer)
+        available, steps = await self.steps.others(attempt.io, account, attempt.customer,
+                                                   voice_sample=lambda: heard[-1].embedding if heard else None)
         identity = await attempt.identity_state(enrolled=why_not is None, available=available | {Factor.VOICE})
 
         async def voice() -> FactorAttempt:

@@ -18,6 +18,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
 from ivr.flows.callio import CallIO, Speech
 from ivr.flows.config import FlowConfig
 from ivr.policy.model import Factor, FactorAttempt, FactorOutcome, Risk
@@ -39,6 +41,8 @@ class VoiceHeard:
     # Seconds from "enough speech is in" to the decision, and the engine's own time for it.
     decision_s: float | None = None
     engine_s: float | None = None
+    # The engine's embedding of the caller's speech: a liveness answer later in the call must be the same voice.
+    embedding: np.ndarray | None = None
 
 
 class VoiceStep:
@@ -84,7 +88,8 @@ class VoiceStep:
                                 threshold=decision.accept_threshold, latency_ms=decision.latency_ms,
                                 detail="; ".join([*decision.reasons, *risks.details]), grey_band=decision.grey_band,
                                 risks=_risks(risks))
-        return VoiceHeard(attempt, decision.score, time.monotonic() - heard, (decision.latency_ms or 0.0) / 1000.0)
+        return VoiceHeard(attempt, decision.score, time.monotonic() - heard, (decision.latency_ms or 0.0) / 1000.0,
+                          decision.embedding)
 
     async def _screen(self, account: str | None, clip, embedding, call_id: str) -> RiskReport:  # type: ignore
         if self.defences is None:

@@ -19,6 +19,8 @@ from ivr.policy.model import AUTHENTICATORS, NO_FACTOR, Action, Factor, FactorOu
 FactorOrNone = Literal["none", "voice", "otp", "kba", "pin", "liveness"]
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,47}$")
 ALL_FACTOR_STATES = frozenset({NO_FACTOR, *(f.value for f in Factor)})
+# What a recording of the customer cannot do: what an accept on the verify line must rest on besides the voice.
+_BEYOND_A_RECORDING = frozenset({Factor.LIVENESS, Factor.OTP, Factor.PIN})
 ALL_OUTCOMES = frozenset(FactorOutcome)
 
 
@@ -175,6 +177,20 @@ class Rule(BaseModel):
         passes_only = when.outcome is not None and when.outcome <= {FactorOutcome.PASS}
         return not (last_is_not_knowledge and passes_only)
 
+    def accepts_without_liveness(self) -> bool:
+        """Could this verify-line rule accept a voice (or knowledge answers) without a passed liveness challenge?
+
+        A recording of the customer passes the voice; only the challenge, a one-time code or a PIN is
+        something it cannot do. Conservative: True unless the conditions require one of those passed.
+        """
+        when = self.when
+        if self.action is not Action.ACCEPT or (when.line is not None and Line.VERIFY not in when.line):
+            return False
+        if when.passed and when.passed & _BEYOND_A_RECORDING:
+            return False
+        last_beyond = when.factor is not None and when.factor <= {f.value for f in _BEYOND_A_RECORDING}
+        return not (last_beyond and when.outcome is not None and when.outcome <= {FactorOutcome.PASS})
+
     @property
     def always_fires(self) -> bool:
         """A matching rule of any action but step_up decides; step_up may find no factor left."""
@@ -231,4 +247,9 @@ class Policy(BaseModel):
             "(NIST SP 800-63B); require a passed voice, code or PIN (passed: [...]), or voice_grey: true"
             for rule in self.rules
             if rule.accepts_knowledge_alone()
+        ] + [
+            f"rule {rule.name!r} accepts without a passed liveness challenge, code or PIN: a recording of the "
+            "customer gets in where it fires (docs/security.md); require passed: [liveness], or route_to_agent"
+            for rule in self.rules
+            if rule.accepts_without_liveness()
         ]

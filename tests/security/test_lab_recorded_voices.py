@@ -33,9 +33,9 @@ VICTIM = "6201"
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
-def said_digits(digits: str, cache: Path) -> np.ndarray:
-    """alice saying ``digits`` one at a time (8 kHz), as she would answer the challenge."""
-    return np.concatenate([synth(SPEAKERS["alice"], WORDS[int(d)], 8000, cache).samples for d in digits])
+def said_digits(digits: str, cache: Path, speaker: str = "alice") -> np.ndarray:
+    """``speaker`` (alice) saying ``digits`` one at a time (8 kHz), as she would answer the challenge."""
+    return np.concatenate([synth(SPEAKERS[speaker], WORDS[int(d)], 8000, cache).samples for d in digits])
 
 
 def phone_line(samples: np.ndarray) -> AudioClip:
@@ -109,13 +109,14 @@ class KnownChallenge:
 
 
 async def answer_the_challenge(asterisk, worker, results, audio_dir: Path, cache: Path, caller: str,
-                               texts: tuple[str, ...], asked: str, said: str) -> dict[str, str]:  # type: ignore
-    """alice verifies saying ``texts``; asked for ``asked``, she says ``said``.
+                               texts: tuple[str, ...], asked: str, said: str,
+                               reader: str = "alice") -> dict[str, str]:  # type: ignore
+    """alice verifies saying ``texts``; asked for ``asked``, ``reader`` (she) says ``said``.
 
     Every call says something new: the same recording twice would (rightly) be a replay.
     """
     speech = [synth(SPEAKERS["alice"], text, 8000, cache).samples for text in texts]
-    answer = [said_digits(d, cache) for d in said]
+    answer = [said_digits(d, cache, reader) for d in said]
     # Her reason for calling (one sentence: the rest of it is said while the prompts play and is
     # dropped), a pause while the digits are read out, then her answer.
     audio = speech_file(audio_dir / f"{caller}.ulaw", [*speech, np.zeros(8000 * 3, dtype=np.float32), *answer],
@@ -137,6 +138,16 @@ async def test_a_wrong_digit_string_does_not_pass(asterisk, worker, results, cac
     result = await answer_the_challenge(asterisk, worker, results, tmp_path, cache, "alice-wrong", (
         "Good afternoon, I am travelling abroad next month and I want my card to keep working there.",),
         asked="52906", said="07451")
+    assert result["Result"] != "PASS" and result["Liveness"] == "FAIL", result
+
+
+async def test_a_recording_of_the_victim_then_another_voice_reading_the_digits_does_not_pass(
+        asterisk, worker, results, cache, tmp_path):
+    """Issue 18: alice's voice from a recording the engine never heard, then carol reads the asked digits.
+    Before: PASS (the digits were checked against alice's templates, not whose voice said them)."""
+    result = await answer_the_challenge(asterisk, worker, results, tmp_path, cache, "recording-then-carol", (
+        "I am calling because my new card arrived but the chip does not seem to work in any shop.",),
+        asked="61739", said="61739", reader="carol")
     assert result["Result"] != "PASS" and result["Liveness"] == "FAIL", result
 
 

@@ -48,11 +48,17 @@ class LivenessResult:
     reason: str
     latency_ms: float = 0.0
     stretch: float | None = None  # longest digit of the forced alignment over its template's length
+    # Cosines of the answer's voice with the voiceprint and with the call's earlier voice sample
+    # (voiceprints.liveness.binding); None when not checked.
+    voice_score: float | None = None
+    continuity: float | None = None
 
     def to_dict(self) -> dict[str, object]:
         return {"passed": self.passed, "asked": self.asked, "heard": self.heard,
                 "margin": None if self.margin is None else round(self.margin, 4),
                 "max_margin": self.max_margin, "stretch": None if self.stretch is None else round(self.stretch, 2),
+                "voice_score": None if self.voice_score is None else round(self.voice_score, 3),
+                "continuity": None if self.continuity is None else round(self.continuity, 3),
                 "reason": self.reason, "latency_ms": round(self.latency_ms, 1)}
 
 
