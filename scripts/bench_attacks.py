@@ -587,6 +587,101 @@ def bench_recording_then_reader(data: Data, cache: Path, per_pair: int = 20) -> 
     }
 
 
+def bench_natural_enrolment(data: Data, cache: Path, enrolments: int = 4, answers: int = 10) -> dict[str, object]:
+    """Digit templates from "zero ... nine" said at a natural pace (issue 18), as the enrolment line makes them.
+
+    The guide is the worker's own English digit prompts (ivr prompts build). FSDD: each speaker's ten
+    digits of one take joined with 0-50 ms or 0-250 ms between them, three recordings from three takes,
+    ``enrolments`` times per speaker with other takes; the challenge then asks random strings of the
+    other takes. espeak-ng: the test voices at their
+    default rate and +15 / -10 words a minute, one phrase. Sentences: three LibriSpeech readings (their
+    first 5 s) at the digit prompt must give no templates.
+    """
+    import asyncio
+    import dataclasses
+    import tempfile
+
+    from ivr.flows.digit_guide import DigitGuides
+    from ivr.prompts.build import build_prompts
+    from ivr.prompts.sources import DirectoryPromptSource
+    from ivr.synth import espeak
+    from tests.speech import SPEAKERS
+    from voiceprints.config import LivenessConfig
+    from voiceprints.errors import EnrolmentError
+    from voiceprints.liveness import DigitStringVerifier, DigitTemplates
+
+    with tempfile.TemporaryDirectory() as prompts:
+        build_prompts(Path(prompts), ("en",))
+        guide = asyncio.run(DigitGuides(DirectoryPromptSource(prompts)).for_language("en"))
+    assert guide is not None
+    verifier = DigitStringVerifier.from_config(LivenessConfig())
+    rng = np.random.default_rng(180)
+    words = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+    def digits() -> str:
+        return "".join(str(d) for d in rng.integers(0, 10, int(rng.integers(4, 7))))
+
+    def natural(speaker: str, take: int, gap: int) -> AudioClip:
+        parts = [np.zeros(800, np.float32)]
+        for d in range(10):
+            parts.append(data.digit(d, speaker, take).samples)
+            parts.append((rng.standard_normal(int(rng.integers(0, gap + 1))) * 1e-3).astype(np.float32))
+        return telephone_channel(AudioClip(np.concatenate(parts), 8000))
+
+    def templates(recordings: list[AudioClip]) -> DigitTemplates | None:
+        try:
+            return DigitTemplates.from_sequences(recordings, guide, verifier)
+        except EnrolmentError:
+            return None
+
+    out: dict[str, object] = {}
+    for gap_ms in (50, 250):
+        made, genuine, wrong, started = 0, [], [], time.perf_counter()
+        for speaker, _ in [(s, n) for s in FSDD_SPEAKERS for n in range(enrolments)]:
+            takes = [int(t) for t in rng.permutation(50)]
+            got = templates([natural(speaker, t, gap_ms * 8) for t in takes[:3]])
+            if got is None:
+                continue
+            made += 1
+            for _ in range(answers):
+                asked = digits()
+                answer = telephone_channel(data.digit_string(asked, speaker, [int(rng.choice(takes[3:]))
+                                                                              for _ in asked], rng))
+                genuine.append(verifier.verify(got, answer, asked).passed)
+                other = asked
+                while other == asked:
+                    other = digits()
+                wrong.append(verifier.verify(got, answer, other).passed)
+        out[f"fsdd_gaps_0_{gap_ms}ms"] = {
+            "enrolments": len(FSDD_SPEAKERS) * enrolments, "templates_made": made,
+            "right_string_accepted": float(np.mean(genuine)), "wrong_string_accepted": float(np.mean(wrong)),
+            "answers": len(genuine), "s_per_enrolment_and_answers": (time.perf_counter() - started) / made}
+    made, genuine = 0, []
+    for voice in SPEAKERS.values():
+        recordings = [telephone_channel(espeak(dataclasses.replace(voice, speed=voice.speed + d), " ".join(words)))
+                      for d in (0, 15, -10)]
+        got = templates(recordings)
+        if got is None:
+            continue
+        made += 1
+        for _ in range(10):
+            asked = digits()
+            answer = telephone_channel(espeak(voice, " ".join(words[int(c)] for c in asked)))
+            genuine.append(verifier.verify(got, answer, asked).passed)
+    out["espeak_voices"] = {"voices": len(SPEAKERS), "templates_made": made,
+                            "right_string_accepted": float(np.mean(genuine)), "answers": len(genuine)}
+    by_speaker: dict[str, list[Path]] = defaultdict(list)
+    for speaker, p in data.librispeech("eval"):
+        by_speaker[speaker].append(p)
+    def first_5_s(path: Path) -> AudioClip:  # as long as the ten digits: refused for what is said, not its length
+        clip = read_audio(path)
+        return telephone_channel(AudioClip(clip.samples[: 5 * clip.sample_rate], clip.sample_rate))
+
+    refused = [templates([first_5_s(p) for p in paths[:3]]) is None for paths in by_speaker.values()]
+    out["sentences_at_the_digit_prompt"] = {"callers": len(refused), "refused": float(np.mean(refused))}
+    return out
+
+
 def bench_watchlist(data: Data, cache: Path) -> dict[str, object]:
     """False matches of genuine callers against a list of other real speakers, and hits on listed voices.
 
@@ -663,6 +758,7 @@ SECTIONS: dict[str, Callable[[Data, Path], dict[str, object]]] = {
     "liveness-5": bench_liveness_5,
     "liveness-voice": bench_liveness_voice,
     "recording-then-reader": bench_recording_then_reader,
+    "natural-enrolment": bench_natural_enrolment,
     "pocketsphinx": bench_pocketsphinx,
     "replay": bench_replay,
     "spoof": bench_spoof,

@@ -10,6 +10,7 @@ from ivr.consent.registry import ConsentRegistry
 from ivr.db.customers import CustomerDirectory
 from ivr.db.engine import Database, open_database
 from ivr.flows.config import FlowConfig
+from ivr.flows.digit_guide import DigitGuides
 from ivr.flows.enroll import EnrollFlow
 from ivr.flows.guard import Guard, Safeguards
 from ivr.flows.liveness import LivenessStep
@@ -30,6 +31,12 @@ from ivr.policy.schema import Policy
 from ivr.secrets import SecretsConfig, ServerSecrets, load_server_secrets
 from voiceprints.defences import AttackDefences
 from voiceprints.engine import VoiceprintEngine
+
+# The policy before issue 18 for accounts without digit templates: their voice pass accepted alone even
+# where a code could be sent (the shipped policy confirms it with a code). For tests about a transport,
+# whose callers enrol without digits: the liveness step-up finds no templates and the next rule,
+# voice-pass-no-challenge, accepts.
+VOICE_ALONE_WITHOUT_TEMPLATES = {"rules": {"voice-pass-without-liveness": {"next": ["liveness"]}}}
 
 # Short keypad and listening deadlines keep silent-caller tests fast.
 FAST = FlowConfig(first_digit_timeout_s=1.0, next_digit_timeout_s=0.5, verify_listen_deadline_s=2.0,
@@ -58,8 +65,8 @@ class Lines:
     def voice_only(self) -> VerifyFlow:
         return VerifyFlow(self.engine, self.config, self.guard, replace(self.steps, otp=None, kba=None))
 
-    def enroll(self) -> EnrollFlow:
-        return EnrollFlow(self.engine, self.config, self.guard, self.steps, self.defences)
+    def enroll(self, guides: DigitGuides | None = None) -> EnrollFlow:
+        return EnrollFlow(self.engine, self.config, self.guard, self.steps, self.defences, guides)
 
     def optout(self) -> OptOutFlow:
         return OptOutFlow(self.engine, self.config, self.guard, self.steps)

@@ -212,3 +212,24 @@ def test_the_challenge_passes_only_in_the_enrolled_voice_and_the_calls_own(tmp_p
         assert switched is not None and not switched.passed and "another voice" in switched.reason
     finally:
         engine.close()
+
+
+# --- digits said at a natural pace (issue 18) -------------------------------------------------------
+def test_digits_run_together_are_found_by_aligning_to_another_voice(caller):
+    """Three natural-pace "zero ... nine" (no pauses): the caller's own templates, guided by another voice."""
+    guide = DigitTemplates.from_digit_clips({str(d): [caller("frank", ENGLISH[d], 150)] for d in range(10)})
+    natural = [caller("carol", " ".join(ENGLISH), speed) for speed in (140, 160, 180)]
+    with pytest.raises(EnrolmentError, match="expected the 10 digits"):
+        DigitTemplates.from_sequences(natural)  # without a guide only pauses separate the words
+    verifier = DigitStringVerifier(MAX_MARGIN)
+    templates = DigitTemplates.from_sequences(natural, guide, verifier)
+    assert templates.per_digit() == {d: 3 for d in "0123456789"}
+    answer = caller("carol", "seven two nine four one", 160)
+    assert verifier.verify(templates, answer, "72941").passed
+    assert not verifier.verify(templates, answer, "72641").passed
+    # Other speech at the digit prompt makes no templates, with the recording that was not the digits.
+    sentences = [caller("carol", text, 160) for text in ("I would like to check my balance today please",
+                                                         "my card was stolen yesterday on the bus",
+                                                         "could you tell me when the bank opens tomorrow")]
+    with pytest.raises(EnrolmentError, match="recording 1"):
+        DigitTemplates.from_sequences(sentences, guide, verifier)

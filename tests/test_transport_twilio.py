@@ -27,6 +27,7 @@ from ivr.db.engine import open_database
 from ivr.prompts.catalog import PROMPTS
 from ivr.service.worker import VoiceAuthService
 from ivr.settings import Settings
+from tests.flow_kit import VOICE_ALONE_WITHOUT_TEMPLATES
 from tests.fakes.mailbox import free_port, running_mailbox
 from scripts.lab.twilio_caller import CallOutcome, TwilioSimulator
 from tests.scripted_call import Hangs, Keys, KeysFrom, Say
@@ -99,6 +100,7 @@ async def worker(tmp_path_factory, mailbox, ge2e, utterances_of):
         flows={"first_digit_timeout_s": 2.0, "next_digit_timeout_s": 1.0, "verify_listen_deadline_s": 10.0},
         otp={"smtp": {"host": "127.0.0.1", "port": smtp_port, "from_address": "codes@bank.example",
                       "starttls": False, "timeout_s": 5.0}},
+        policy={"overrides": VOICE_ALONE_WITHOUT_TEMPLATES},
         twilio={"auth_token": TOKEN, "public_url": f"http://127.0.0.1:{http_port}", "result_url": RESULT_URL,
                 "result_token": RESULT_TOKEN, "start_timeout_s": 1.0},
     )

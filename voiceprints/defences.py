@@ -18,9 +18,10 @@ import numpy as np
 from voiceprints.audio.clip import AudioClip
 from voiceprints.embedding.base import layout_of
 from voiceprints.engine import VoiceprintEngine
-from voiceprints.errors import TooLittleSpeechError
+from voiceprints.errors import EnrolmentError, TooLittleSpeechError
 from voiceprints.liveness import DigitStringVerifier, DigitTemplates, LivenessResult, new_challenge
 from voiceprints.liveness.binding import AnswerVoice
+from voiceprints.liveness.templates import align_to_guide, segment_digits
 from voiceprints.liveness.store import SqlChallengeHistory, SqlDigitTemplateStore
 from voiceprints.replay import check_replay, fingerprint
 from voiceprints.replay.store import SqlFingerprintStore
@@ -71,9 +72,22 @@ class AttackDefences:
         self._screen: tuple[tuple[int, int], float, WatchlistScreen] | None = None
 
     # --- liveness -----------------------------------------------------------
-    def digit_templates(self, recordings: Sequence[AudioClip]) -> DigitTemplates:
-        """Templates from the enrolment line's "zero ... nine" recordings; EnrolmentError says what to redo."""
-        return DigitTemplates.from_sequences(recordings)
+    def digit_templates(self, recordings: Sequence[AudioClip], guide: DigitTemplates | None = None) -> DigitTemplates:
+        """Templates from the enrolment line's "zero ... nine" recordings; EnrolmentError says what to redo.
+
+        ``guide``: another voice's digits (the IVR's prompts) to find them in recordings without pauses.
+        """
+        return DigitTemplates.from_sequences(recordings, guide, self._verifier)
+
+    @staticmethod
+    def check_digit_recording(recording: AudioClip, guide: DigitTemplates | None = None) -> None:
+        """EnrolmentError saying what to redo when ``recording`` cannot be the ten digits."""
+        try:
+            segment_digits(recording)
+        except EnrolmentError:
+            if guide is None:
+                raise
+            align_to_guide(recording, guide)
 
     def has_templates(self, account: str) -> bool:
         return self._templates.get(account) is not None

@@ -20,6 +20,7 @@ from ivr.call import FlowResult, Result
 from ivr.flows.callio import CallIO
 from ivr.flows.claim import claimed_account
 from ivr.flows.config import FlowConfig
+from ivr.flows.digit_guide import DigitGuides
 from ivr.flows.guard import Attempt, Guard
 from ivr.flows.steps import FactorSteps
 from ivr.flows.verify import why_not_enrolled
@@ -30,7 +31,7 @@ from voiceprints.audio.quality import QualityProblem, QualityReport
 from voiceprints.defences import AttackDefences
 from voiceprints.engine import VoiceprintEngine
 from voiceprints.errors import EnrolmentError, VoiceprintError
-from voiceprints.liveness import DigitTemplates, segment_digits
+from voiceprints.liveness import DigitTemplates
 
 log = logging.getLogger("ivr.flows.enroll")
 
@@ -73,12 +74,14 @@ class EnrollFlow:
     name = "enroll"
 
     def __init__(self, engine: VoiceprintEngine, config: FlowConfig, guard: Guard, steps: FactorSteps,
-                 defences: AttackDefences | None = None) -> None:
+                 defences: AttackDefences | None = None, guides: DigitGuides | None = None) -> None:
+        """``guides``: the IVR's digit prompts, to find digits said without pauses (none: pauses needed)."""
         self.engine = engine
         self.config = config
         self.guard = guard
         self.steps = steps
         self.defences = defences
+        self.guides = guides
 
     async def __call__(self, call: CallSession) -> FlowResult:
         io = CallIO(call, self.engine.config.quality.vad_aggressiveness)
@@ -179,8 +182,9 @@ class EnrollFlow:
     async def _digit_templates(self, io: CallIO) -> tuple[DigitTemplates | None, str]:
         """The caller says "zero ... nine" a few times: templates for the liveness challenge at verification.
 
-        A caller who cannot (the digits do not come out as ten separate
-        words) is still enrolled; verification then cannot challenge them and
+        Said at a natural pace, the words are found by aligning the known
+        sequence to the IVR's own digit prompts (``guides``). A caller whose
+        digits still cannot be found is asked again, and then still enrolled; verification then cannot challenge them and
         the policy decides (rule ``voice-pass-without-liveness``: a one-time
         code where codes are configured).
         """
@@ -188,6 +192,7 @@ class EnrollFlow:
         if defences is None:
             return None, "no digit templates (defences off)"
         wanted = self.engine.config.liveness.enrolment_repetitions
+        guide = await self.guides.for_language(io.language) if self.guides is not None else None
         recordings: list[AudioClip] = []
         retries = self.config.utterance_retries
         prompt = "enroll-digits"
@@ -201,7 +206,7 @@ class EnrollFlow:
             try:
                 if not speech.clip.duration_s:
                     raise EnrolmentError("no audio received")
-                await defences.run(segment_digits, speech.clip)
+                await defences.run(defences.check_digit_recording, speech.clip, guide)
             except EnrolmentError as exc:
                 log.info("enrolment digits not usable: %s", exc)
                 retries -= 1
@@ -212,7 +217,7 @@ class EnrollFlow:
             recordings.append(speech.clip)
             prompt = "enroll-digits-again"
         try:
-            templates = await defences.run(defences.digit_templates, recordings)
+            templates = await defences.run(defences.digit_templates, recordings, guide)
         except EnrolmentError as exc:
             return None, f"no digit templates: {exc}"
         return templates, f"digit templates from {len(recordings)} recordings"

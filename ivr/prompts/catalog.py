@@ -66,8 +66,8 @@ PROMPTS: dict[str, dict[str, str]] = {
         "es": "Gracias. Diga una vez más los números del cero al nueve, con una pausa después de cada uno.",
     },
     "enroll-digits-unclear": {
-        "en": "We did not hear ten separate digits. Please say them again, from zero to nine, pausing after each one.",
-        "es": "No escuchamos diez números separados. Dígalos de nuevo, del cero al nueve, con una pausa después de cada uno.",
+        "en": "We did not hear the digits from zero to nine. Please say them again, one after the other.",
+        "es": "No escuchamos los números del cero al nueve. Dígalos de nuevo, uno tras otro.",
     },
     "liveness-intro": {
         "en": "To confirm it is really you, please repeat these digits.",

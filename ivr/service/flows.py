@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from ivr.flows.guard import Guard
     from voiceprints.defences import AttackDefences
     from ivr.flows.steps import FactorSteps
+    from ivr.prompts.sources import PromptSource
     from ivr.settings import Settings
     from voiceprints.engine import VoiceprintEngine
 
@@ -82,10 +83,15 @@ def app_services(settings: "Settings", engine: "VoiceprintEngine") -> AppService
     return AppServices(Guard(kit), steps, defences)
 
 
-def default_flows(engine: "VoiceprintEngine", settings: "Settings") -> Mapping[str, Flow]:
-    """verify (with policy step-up unless VOICEAUTH_FLOWS__STEP_UP=false), enroll and optout."""
+def default_flows(engine: "VoiceprintEngine", settings: "Settings",
+                  prompts: "PromptSource | None" = None) -> Mapping[str, Flow]:
+    """verify (with policy step-up unless VOICEAUTH_FLOWS__STEP_UP=false), enroll and optout.
+
+    ``prompts``: what the calls hear; its digit prompts guide the enrolment line's digits.
+    """
     from dataclasses import replace
 
+    from ivr.flows.digit_guide import DigitGuides
     from ivr.flows.enroll import EnrollFlow
     from ivr.flows.optout import OptOutFlow
     from ivr.flows.verify import VerifyFlow
@@ -97,6 +103,7 @@ def default_flows(engine: "VoiceprintEngine", settings: "Settings") -> Mapping[s
     verify_steps = app.steps if config.step_up else replace(app.steps, otp=None, kba=None)
     return {
         "verify": VerifyFlow(engine, config, app.guard, verify_steps),
-        "enroll": EnrollFlow(engine, config, app.guard, app.steps, app.defences),
+        "enroll": EnrollFlow(engine, config, app.guard, app.steps, app.defences,
+                             DigitGuides(prompts) if prompts is not None else None),
         "optout": OptOutFlow(engine, config, app.guard, app.steps),
     }

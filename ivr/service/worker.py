@@ -90,15 +90,16 @@ class VoiceAuthService:
         directories = prompt_directories(self.prompt_dir, s.prompts.override_dir)
         if self._build_prompts:
             await ensure_generated(self.prompt_dir, self._prompt_builder)
+        prompts = LayeredPromptSource(directories)
 
         if self._flows is None:
             from ivr.service.flows import default_flows
 
             # Opens the IVR database (migrations) and reads the server secrets: off the event loop.
-            self._flows = await asyncio.to_thread(default_flows, self.engine, s)
+            self._flows = await asyncio.to_thread(default_flows, self.engine, s, prompts)
         self.runner = CallRunner(self._flows, self.metrics)
 
-        env = TransportEnv(settings=s, prompts=LayeredPromptSource(directories),
+        env = TransportEnv(settings=s, prompts=prompts,
                            prompt_directories=directories, metrics=self.metrics)
         for transport in build_transports(env):
             self.transports.append(transport)  # closed by stop() even when its start fails half-way

@@ -33,6 +33,7 @@ from scripts.lab.asterisk import Lab
 from ivr.transports.asterisk.ami import AmiClient
 from scripts.lab.callers import (DialplanResults, await_text, keys, pause, place_call, quiet, speak,
                                  speech_file)
+from tests.flow_kit import VOICE_ALONE_WITHOUT_TEMPLATES
 from tests.fakes.mailbox import running_mailbox
 from tests.lab.test_e2e_calls import GENERATED_PROMPTS, write_tone
 from tests.lab.test_e2e_fallback import next_code
@@ -156,6 +157,7 @@ def settings(asterisk: Lab, webhook: WebhookReceiver, mailbox, tmp_path_factory:
         flows={"verify_listen_deadline_s": 8.0},
         otp={"smtp": {"host": "127.0.0.1", "port": mailbox[1], "from_address": "codes@bank.example",
                       "starttls": False, "timeout_s": 5.0}},
+        policy={"overrides": VOICE_ALONE_WITHOUT_TEMPLATES},
         sip={"enabled": True, "registrar": "127.0.0.1", "registrar_port": asterisk.sip_port,
              "username": asterisk.sip_user, "password": asterisk.sip_secret, "port": SIP_PORT,
              "routes": {"81": "verify", "82": "enroll"}, "register_expires_s": 10,
