@@ -5,6 +5,9 @@ For each defence of issue 8, the detection rate on simulated attacks, the
 false-alarm rate on genuine callers, and the CPU cost of one check on one core:
 
 * liveness  - digit-string challenge against the caller's own digit templates (FSDD)
+* liveness-voice, recording-then-reader - whose voice says the answer: a recording of the victim,
+  then another person reading the asked digits (issue 18)
+* natural-enrolment - digit templates from "zero ... nine" said without pauses (issue 18)
 * replay    - fingerprints of earlier calls against a simulated loudspeaker replay
 * spoof     - AASIST synthetic-voice risk on telephone audio (espeak-ng synthetic speech)
 * watchlist - 1:N screen of a caller against a fraudster list of real speakers
@@ -12,7 +15,8 @@ false-alarm rate on genuine callers, and the CPU cost of one check on one core:
 Everything goes through the telephone channel (voiceprints/audio/telephone.py).
 
     OPENBLAS_NUM_THREADS=1 nice -n 10 .venv/bin/python scripts/bench_attacks.py [--data ../shared/data]
-        [--only liveness,replay,spoof,watchlist] [--json bench-attacks.json] [--cache DIR]
+        [--only liveness,liveness-voice,recording-then-reader,natural-enrolment,replay,spoof,watchlist]
+        [--json bench-attacks.json] [--cache DIR]
 
 Slow parts (AASIST scores, embeddings) are cached under --cache, so re-running
 a section to look at another threshold takes seconds.

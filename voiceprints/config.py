@@ -132,7 +132,9 @@ class LivenessConfig(BaseModel):
     # No digit of the answer may last longer than this many times the caller's
     # own template of it: other speech forced onto a few digits stretches them
     # (FSDD genuine answers: 99th percentile 2.9x; read sentences: median 6x).
-    max_stretch: float = Field(4.0, ge=1)
+    # 5 rather than 4 (issue 18): genuine first tries 98.3 % instead of 94.6 %
+    # (--only recording-then-reader), read sentences still all rejected.
+    max_stretch: float = Field(5.0, ge=1)
     # The answer must be said in the enrolled voice and by the person heard before it in the call
     # (voiceprints.liveness.binding): minimum cosines of the answer's embedding with the voiceprint and
     # with the call's voice sample. None: the values measured for the model (README); a model without

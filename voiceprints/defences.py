@@ -63,8 +63,8 @@ class AttackDefences:
         self._watchlist = SqlWatchlistStore(store)  # type: ignore[arg-type]
         self._calls = SqlCallEmbeddings(store)  # type: ignore[arg-type]
         self._verifier = DigitStringVerifier.from_config(config.liveness)
-        # The answer's voice is embedded with the first model of a fused engine (GE2E): what its
-        # thresholds were measured on, at a fraction of the fused cost.
+        # The answer's voice is embedded with the first model of a fused engine (GE2E): the model its
+        # thresholds were measured on.
         self._answer_embedder = getattr(engine.embedder, "parts", (engine.embedder,))[0]
         self._answer_voice = AnswerVoice.for_model(self._answer_embedder.model_id.split("/")[0], config.liveness)
         self._spoof = SpoofDetector.from_config(config.spoof) if config.spoof.enabled else None
@@ -96,7 +96,7 @@ class AttackDefences:
         liveness = self.engine.config.liveness
         return new_challenge(account, self._challenges, min_digits=liveness.min_digits,
                              max_digits=liveness.max_digits, reuse_days=liveness.reuse_days,
-                             now=self.engine.store.clock())  # type: ignore[attr-defined]
+                             now=self.engine.store.clock())
 
     def check_challenge(self, account: str, clip: AudioClip, asked: str,
                         voice_sample: np.ndarray | None = None) -> LivenessResult | None:

@@ -63,7 +63,7 @@ class LivenessResult:
 
 
 class DigitStringVerifier:
-    def __init__(self, max_margin: float, max_stretch: float = 4.0, detector: SpeechDetector | None = None) -> None:
+    def __init__(self, max_margin: float, max_stretch: float = 5.0, detector: SpeechDetector | None = None) -> None:
         if max_margin < 0:
             raise ValueError(f"max_margin must not be negative, got {max_margin}")
         if max_stretch < 1:

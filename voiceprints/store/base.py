@@ -12,6 +12,8 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
+from voiceprints.clock import Clock
+
 
 @dataclass(frozen=True)
 class EnrolmentMeta:
@@ -75,6 +77,9 @@ class Calibration:
 
 
 class VoiceprintStore(Protocol):
+    clock: Clock
+    """The wall clock of the store and of what is built on it (voiceprints.clock)."""
+
     def save_voiceprint(self, speaker_id: str, model_id: str, vector: np.ndarray, meta: EnrolmentMeta,
                         utterances: np.ndarray | None = None) -> Voiceprint:
         """Create or replace, atomically: either the whole record is there afterwards or nothing changed.
