@@ -269,3 +269,16 @@ def test_policy_check_lists_the_rules_or_names_the_mistake(ivr, monkeypatch, tmp
     monkeypatch.setenv("VOICEAUTH_POLICY__FILE", str(tmp_path / "missing.yaml"))
     code, _, err = ivr("policy", "check")
     assert code == BAD_INPUT and "does not exist" in err
+
+
+def test_the_pin_column_is_documented_and_shown(ivr, tmp_path: Path) -> None:
+    """Issue 22: the import's pin column was in no help, and show said "knowledge answers on file: none"."""
+    code, out, _ = ivr("customers", "import", "--help")
+    assert code == OK and "pin" in out
+    path = tmp_path / "pins.csv"
+    path.write_text("external_id,phone,pin\n4572,+57 300 123 4567,2580\n")
+    assert ivr("customers", "import", str(path))[0] == OK
+    code, out, _ = ivr("customers", "show", "4572")
+    assert code == OK and "PIN on file: yes" in out and "2580" not in out
+    code, out, _ = ivr("customers", "show", "4572", "--json")
+    assert json.loads(out)["pin_on_file"] is True

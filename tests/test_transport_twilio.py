@@ -29,7 +29,7 @@ from ivr.service.worker import VoiceAuthService
 from ivr.settings import Settings
 from tests.flow_kit import VOICE_ALONE_WITHOUT_TEMPLATES
 from tests.fakes.mailbox import free_port, running_mailbox
-from scripts.lab.twilio_caller import CallOutcome, TwilioSimulator
+from scripts.lab.twilio_caller import CallOutcome, TwilioSimulator, sid
 from tests.scripted_call import Hangs, Keys, KeysFrom, Say
 from tests.test_flows import phone_speech
 from voiceprints.audio.telephone import telephone_channel
@@ -216,3 +216,11 @@ async def test_studio_or_flex_reads_the_result_with_the_bearer_token(verificatio
         answer = await http.get(url, headers={"Authorization": f"Bearer {RESULT_TOKEN}"})
     assert answer.status_code == 200
     assert answer.json()["VOICEAUTH_RESULT"] == "PASS" and answer.json()["CallSid"] == call.call_sid
+
+
+async def test_an_unknown_flow_is_refused_at_the_webhook_with_what_to_use(twilio):
+    """Issue 22: flow=bogus got TwiML and then a stream that closed at once; the admin saw nothing useful."""
+    bad = await twilio.post("/twilio/voice?flow=bogus", twilio.call_params(sid("CA"), "+15551230020", "+15557654321"))
+    assert bad.status_code == 400 and "verify" in bad.text and "bogus" in bad.text, bad.text
+    good = await twilio.post("/twilio/voice?flow=enroll", twilio.call_params(sid("CA"), "+15551230021", "+15557654321"))
+    assert good.status_code == 200 and "<Connect" in good.text

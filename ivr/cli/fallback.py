@@ -152,7 +152,9 @@ def customers_import(
     ctx: typer.Context,
     csv_file: Path = typer.Argument(
         ...,
-        help="CSV with a header line: external_id,phone,email,preferred_channel,language and answer columns.",
+        help="CSV with a header line: external_id,phone,email,preferred_channel,language, pin (4-8 digits: "
+             "what proves the account on the enrolment line without a one-time code) and knowledge answer "
+             "columns (docs/admins.md).",
     ),
     as_json: bool = JSON,
 ) -> None:
@@ -254,7 +256,9 @@ def customers_show(ctx: typer.Context, account: str, as_json: bool = JSON) -> No
     db = _database(ctx)
     settings = ctx_of(ctx).settings
     record = _customer(db, account)
-    questions = KnowledgeService(db).questions_for(record)
+    knowledge = KnowledgeService(db)
+    questions = knowledge.questions_for(record)
+    pin_on_file = knowledge.has_answer(record, "pin")
     consent = ConsentRegistry(db, policy_version=settings.consent.policy_version).state(account)
     lock = Limits(db, settings.limits).check(account, None)
     data = {
@@ -263,6 +267,7 @@ def customers_show(ctx: typer.Context, account: str, as_json: bool = JSON) -> No
         "channel": record.preferred_otp_channel,
         "language": record.language,
         "questions": questions,
+        "pin_on_file": pin_on_file,
         "consented": consent.consented,
         "opted_out": consent.opted_out,
         "locked": lock.locked,
@@ -275,6 +280,7 @@ def customers_show(ctx: typer.Context, account: str, as_json: bool = JSON) -> No
             [
                 f"{account}: {record.contact.masked()}; codes by {record.preferred_otp_channel}; "
                 f"language {record.language}",
+                f"  PIN on file: {'yes' if pin_on_file else 'no'}",
                 f"  knowledge answers on file: {', '.join(questions) or 'none'}",
                 "  consent: "
                 + ("given" if consent.consented else "opted out" if consent.opted_out else "not recorded"),

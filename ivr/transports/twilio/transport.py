@@ -173,6 +173,10 @@ class TwilioTransport:
             (claim not in ("", "dtmf", "callerid"), "claim (dtmf or callerid)")) if bad]
         if problems:
             raise HTTPException(400, f"bad {', '.join(problems)}")
+        if flow not in self._calls.flow_names:
+            # Refused here, where the admin's webhook URL is wrong, not by a stream that closes at once.
+            raise HTTPException(400, f"unknown flow {flow!r} in the webhook URL; use one of "
+                                     f"{', '.join(self._calls.flow_names)}")
         language = self._env.language(query.get("lang"))
         announcement = Announcement(call_sid, params.get("AccountSid", ""), flow, language,
                                     _caller(params.get("From")), called, account or None, claim or None)
