@@ -70,6 +70,8 @@ class Result(str, enum.Enum):
     OPTED_OUT = "OPTED_OUT"
     # both
     ERROR = "ERROR"
+    # the caller hung up before a result: what a result API or webhook reports (a dialplan never sees it)
+    HUNGUP = "HUNGUP"
 
 
 @dataclass(frozen=True)

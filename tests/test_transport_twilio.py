@@ -193,10 +193,11 @@ async def test_a_caller_hanging_up_mid_stream_ends_the_call_cleanly_and_it_still
     assert "verify-speak" in call.played
     rows = {row.call_id: row for row in AuditLog(open_database(worker.settings.core().database_url())).query()}
     assert rows[call.call_sid].result == "HUNGUP"
+    # Issue 22: the result API said 404 for a caller who hung up; Studio or a back end now learns why.
     async with httpx.AsyncClient() as http:
-        missing = await http.get(f"{twilio.base_url}/twilio/calls/{call.call_sid}/result",
-                                 headers={"Authorization": f"Bearer {RESULT_TOKEN}"})
-    assert missing.status_code == 404
+        left = await http.get(f"{twilio.base_url}/twilio/calls/{call.call_sid}/result",
+                              headers={"Authorization": f"Bearer {RESULT_TOKEN}"})
+    assert left.status_code == 200 and left.json()["VOICEAUTH_RESULT"] == "HUNGUP", left.text
     assert worker.transport("twilio").active_streams == 0
 
 

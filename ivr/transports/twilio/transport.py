@@ -296,7 +296,10 @@ class TwilioTransport:
             max_buffered_frames=int(MAX_BUFFERED_S / wire.FRAME_SECONDS))
         self._sessions[start.call_sid] = session
         try:
-            await self._calls.run(announcement.flow, session, via="twilio")
+            if await self._calls.run(announcement.flow, session, via="twilio") is None:
+                # Studio, Flex or a back end asking for this call's result learns why there is none.
+                self._keep(start.call_sid, FlowResult(Result.HUNGUP, reason="the caller hung up before a result"),
+                           False)
         finally:
             self._sessions.pop(start.call_sid, None)
             await session.close()
