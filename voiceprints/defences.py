@@ -75,7 +75,7 @@ class AttackDefences:
     def digit_templates(self, recordings: Sequence[AudioClip], guide: DigitTemplates | None = None) -> DigitTemplates:
         """Templates from the enrolment line's "zero ... nine" recordings; EnrolmentError says what to redo.
 
-        ``guide``: another voice's digits (the IVR's prompts) to find them in recordings without pauses.
+        ``guide``: other voices' digits (ivr.flows.digit_guide) to find them in recordings without pauses.
         """
         return DigitTemplates.from_sequences(recordings, guide, self._verifier)
 

@@ -8,9 +8,9 @@ language: the ``digit-0`` ... ``digit-9`` prompts the challenge reads out (an
 admin's recordings when they replaced them) and a few espeak-ng voices of the
 language, men's and women's. One voice alone guides some callers badly; the
 alignment takes, digit by digit, whichever guide voice fits the caller best
-(``scripts/bench_attacks.py --only natural-enrolment``: with the prompts and
-one espeak voice, 90 % of the right answers passed on FSDD; with three more
-voices, 96.7 %).
+(``scripts/bench_attacks.py --only natural-enrolment``, FSDD digits run
+together: with the prompts and one espeak voice 90 % of the right answers
+passed, with the prompts and three voices 96.3 %).
 """
 
 from __future__ import annotations
