@@ -18,8 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import numpy as np
-
 from ivr.prompts.catalog import PROMPTS, VOICES
 from ivr.prompts.sources import SAMPLE_RATE, PromptSource
 from ivr.synth import SynthesisError, Voice, espeak
@@ -55,8 +53,7 @@ class DigitGuides:
         prompts = [await self._prompts.audio(f"digit-{d}", language) for d in DIGITS]
         if all(pcm is not None for pcm in prompts):
             for digit, pcm in zip(DIGITS, prompts):
-                samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0  # type: ignore[arg-type]
-                clips[digit].append(AudioClip(samples, SAMPLE_RATE))
+                clips[digit].append(AudioClip.from_pcm16(pcm, SAMPLE_RATE))  # type: ignore[arg-type]
         try:
             voices = await asyncio.to_thread(_spoken_digits, language)
         except SynthesisError as exc:

@@ -75,7 +75,7 @@ class EnrollFlow:
 
     def __init__(self, engine: VoiceprintEngine, config: FlowConfig, guard: Guard, steps: FactorSteps,
                  defences: AttackDefences | None = None, guides: DigitGuides | None = None) -> None:
-        """``guides``: the IVR's digit prompts, to find digits said without pauses (none: pauses needed)."""
+        """``guides``: other voices saying the digits, to find digits said without pauses (none: pauses needed)."""
         self.engine = engine
         self.config = config
         self.guard = guard
@@ -183,10 +183,11 @@ class EnrollFlow:
         """The caller says "zero ... nine" a few times: templates for the liveness challenge at verification.
 
         Said at a natural pace, the words are found by aligning the known
-        sequence to the IVR's own digit prompts (``guides``). A caller whose
-        digits still cannot be found is asked again, and then still enrolled; verification then cannot challenge them and
-        the policy decides (rule ``voice-pass-without-liveness``: a one-time
-        code where codes are configured).
+        sequence to other voices saying the digits (``guides``). A caller whose
+        digits still cannot be found is asked again, and then still enrolled;
+        verification then cannot challenge them and the policy decides (rule
+        ``voice-pass-without-liveness``: a one-time code where codes are
+        configured).
         """
         defences = self.defences
         if defences is None:

@@ -90,7 +90,7 @@ def natural_digits(speaker: str, speed: int, cache) -> AudioClip:  # type: ignor
 
 async def test_digits_said_at_a_natural_pace_give_templates_and_a_challenge_that_passes(bank, utterances_of, tmp_path):
     """Issue 18: digits run together did not segment into ten words, so most callers got no templates and
-    were never challenged. Found now by aligning the known sequence to the IVR's own digit prompts."""
+    were never challenged. Found now by aligning the known sequence to other voices saying the digits."""
     speed = SPEAKERS["alice"].speed
     script = {"enter-pin": [Keys(PIN + "#")], "enroll-consent": [Keys("1")],
               **{f"enroll-say-{i + 1}": [Say(phone_speech(utterances_of, "alice", i))] for i in range(3)},

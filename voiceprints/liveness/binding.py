@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from voiceprints.config import LivenessConfig
+from voiceprints.scoring.cosine import cosine
 
 __all__ = ["SHIPPED_THRESHOLDS", "AnswerVoice", "VoiceBinding"]
 
@@ -37,10 +38,6 @@ class VoiceBinding:
     print_score: float
     sample_score: float | None  # None: the call had no earlier voice sample to compare with
     reason: str
-
-
-def _cosine(a: np.ndarray, b: np.ndarray) -> float:
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
 
 
 class AnswerVoice:
@@ -62,8 +59,8 @@ class AnswerVoice:
         return cls(min_print, min_sample)
 
     def check(self, answer: np.ndarray, voiceprint: np.ndarray, sample: np.ndarray | None) -> VoiceBinding:
-        print_score = _cosine(answer, voiceprint)
-        sample_score = None if sample is None else _cosine(answer, sample)
+        print_score = cosine(answer, voiceprint)
+        sample_score = None if sample is None else cosine(answer, sample)
         if print_score < self.min_print:
             return VoiceBinding(False, print_score, sample_score,
                                 f"the digits were not said in the enrolled voice (score {print_score:.2f} < "
